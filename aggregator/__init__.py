@@ -1,0 +1,1 @@
+"""flares core: everything that is not about one particular network."""

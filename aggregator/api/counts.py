@@ -1,0 +1,120 @@
+"""Tracking pages and reading their counts."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from aggregator.api.deps import RuntimeDep, lookup, parse_url, require_write
+from aggregator.api.errors import ApiError
+from aggregator.api.models import (
+    CountsResponse,
+    ErrorBody,
+    NetworkCount,
+    NetworkState,
+    TrackRequest,
+    TrackResponse,
+)
+from aggregator.runtime import Runtime
+from aggregator.store import NetworkRecord, UrlRecord
+from aggregator.urls import domain_allowed
+
+router = APIRouter(prefix="/api/v1", tags=["counts"])
+ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "The URL is not an absolute http(s) URL"},
+    503: {"model": ErrorBody, "description": "Redis does not answer"},
+}
+
+
+def timestamp(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def network_state(rec: NetworkRecord | None) -> NetworkState:
+    if rec is None or (rec.fetched_at is None and rec.failed_at is None):
+        return "pending"
+    if rec.failed_at is not None and (rec.fetched_at is None or rec.failed_at > rec.fetched_at):
+        return "error"
+    return "ok"
+
+
+def is_pending(record: UrlRecord) -> bool:
+    return all(net.count is None for net in record.networks.values())
+
+
+def counts_body(runtime: Runtime, record: UrlRecord) -> CountsResponse:
+    """The counts of one URL: every active provider, plus networks that hold a count."""
+    names = sorted(set(runtime.poller.provider_names) | set(record.networks))
+    networks = {
+        name: NetworkCount(
+            count=rec.count if rec else None,
+            fetched_at=timestamp(rec.fetched_at) if rec else None,
+            state=network_state(rec),
+        )
+        for name in names
+        for rec in [record.networks.get(name)]
+    }
+    return CountsResponse(
+        url=record.url,
+        state="pending" if is_pending(record) else "ok",
+        total=record.total,
+        networks=networks,
+        tracked_at=datetime.fromtimestamp(record.tracked_at, UTC),
+        updated_at=timestamp(record.updated_at),
+    )
+
+
+@router.get(
+    "/counts",
+    response_model=CountsResponse,
+    responses={
+        **ERRORS,
+        202: {"model": CountsResponse, "description": "Tracked, first counts not fetched yet"},
+        404: {"model": ErrorBody, "description": "Not tracked and not on an allowed domain"},
+    },
+)
+async def get_counts(
+    runtime: RuntimeDep,
+    response: Response,
+    url: Annotated[str, Query(description="Page URL", max_length=4096)],
+) -> CountsResponse:
+    """Total and per-network counts of one page, served from Redis."""
+    body = counts_body(runtime, await lookup(runtime, url))
+    if body.state == "pending":
+        response.status_code = 202
+    return body
+
+
+@router.post(
+    "/urls",
+    response_model=TrackResponse,
+    status_code=201,
+    responses={
+        **ERRORS,
+        200: {"model": TrackResponse, "description": "Already tracked"},
+        401: {"model": ErrorBody, "description": "The admin key is configured and missing"},
+        403: {"model": ErrorBody, "description": "The domain is not allowed"},
+    },
+)
+async def track_url(
+    runtime: RuntimeDep,
+    body: TrackRequest,
+    response: Response,
+    admin: Annotated[bool, Depends(require_write)],
+) -> TrackResponse:
+    """Start tracking a page; it is fetched at the next scheduler tick."""
+    url = parse_url(body.url)
+    allowed = runtime.settings.allowed_domains
+    if not admin and allowed and not domain_allowed(url, allowed):
+        raise ApiError(
+            403,
+            "domain not allowed",
+            "the domain is not in FLARES_ALLOWED_DOMAINS; an admin key holder can track any domain",
+        )
+    created = await runtime.store.track(url, time.time())
+    if not created:
+        response.status_code = 200
+    return TrackResponse(url=url, created=created)

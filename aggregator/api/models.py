@@ -1,0 +1,70 @@
+"""Request and response bodies of the HTTP API, as they appear in /openapi.json."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+NetworkState = Literal["ok", "pending", "error"]
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="What went wrong, in one line")
+    detail: Any = Field(default=None, description="Specifics, when there are any")
+
+
+class TrackRequest(BaseModel):
+    url: str = Field(description="Absolute http(s) URL of the page", max_length=4096)
+
+
+class TrackResponse(BaseModel):
+    url: str = Field(description="The canonical form under which the page is tracked")
+    created: bool = Field(description="False when the page was already tracked")
+
+
+class NetworkCount(BaseModel):
+    count: int | None = Field(
+        description="Served count (never lower than before); null if none yet"
+    )
+    fetched_at: datetime | None = Field(description="When the network last answered for this URL")
+    state: NetworkState = Field(
+        description="ok, pending (not fetched yet) or error (last fetch failed)"
+    )
+
+
+class CountsResponse(BaseModel):
+    url: str
+    state: Literal["ok", "pending"] = Field(description="pending until a first count is in")
+    total: int = Field(description="Sum of the served counts of all networks: the flares")
+    networks: dict[str, NetworkCount]
+    tracked_at: datetime
+    updated_at: datetime | None
+
+
+class ProviderOut(BaseModel):
+    name: str
+    label: str
+    status: Literal["live", "undocumented", "paid", "retired"] = Field(
+        description="What the network offers, independent of how our calls go"
+    )
+    status_since: date | None
+    enabled: bool
+    configured: bool
+    state: Literal["ok", "failing", "pending", "unconfigured", "disabled"]
+    reason: str
+    batch_size: int
+    last_success_at: datetime | None
+    last_error_at: datetime | None
+    last_error: str | None
+    urls_tracked: int
+
+
+class ProvidersResponse(BaseModel):
+    providers: list[ProviderOut]
+
+
+class ReadyResponse(BaseModel):
+    redis: str
+    scheduler: str

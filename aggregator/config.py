@@ -1,0 +1,152 @@
+"""Settings: env vars FLARES_* (nested with __), optionally layered over a TOML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CREDENTIAL_FIELDS = ("app_id", "app_secret", "bearer_token", "client_id", "client_secret")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be loaded; the message says why."""
+
+
+class ProviderSettings(BaseModel):
+    """Per-provider overrides; `enabled=None` keeps the provider's own default."""
+
+    enabled: bool | None = None
+    base_url: str | None = None
+    timeout: float = Field(default=10.0, gt=0, le=120)
+    app_id: SecretStr | None = None
+    app_secret: SecretStr | None = None
+    bearer_token: SecretStr | None = None
+    client_id: SecretStr | None = None
+    client_secret: SecretStr | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                "base_url must be an absolute http(s) URL such as http://127.0.0.1:9000"
+            )
+        return value
+
+    def credential_values(self) -> dict[str, str]:
+        """The credentials that are set, in clear, for the executor only."""
+        values = {name: getattr(self, name) for name in CREDENTIAL_FIELDS}
+        return {name: v.get_secret_value() for name, v in values.items() if v is not None}
+
+
+class ScheduleSettings(BaseModel):
+    """Tick period and refresh intervals (seconds), by a URL's age since it was first tracked."""
+
+    tick_seconds: float = Field(default=2.0, gt=0)
+    claim_size: int = Field(default=200, ge=1, le=10_000)
+    lease_seconds: float = Field(default=300.0, gt=0)
+    fresh_age: float = Field(default=86_400.0, gt=0)
+    fresh_interval: float = Field(default=1_800.0, gt=0)
+    recent_age: float = Field(default=432_000.0, gt=0)
+    recent_interval: float = Field(default=21_600.0, gt=0)
+    old_interval: float = Field(default=432_000.0, gt=0)
+    retry_interval: float = Field(default=300.0, gt=0)
+    concurrency: int = Field(default=8, ge=1, le=1_000)
+
+
+class HealthSettings(BaseModel):
+    """When a provider counts as failing."""
+
+    failing_after: int = Field(default=3, ge=1)
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one flares process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLARES_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    redis_url: str | None = None
+    data_dir: Path = Path("flares-data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65_535)
+    admin_key: SecretStr | None = None
+    allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    user_agent: str = "flares/0.1 (self-hosted share-count aggregator)"
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+
+    @field_validator("allowed_domains", mode="before")
+    @classmethod
+    def _split_domains(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            return [str(d).strip().lower().strip(".") for d in value if str(d).strip()]
+        return value
+
+    def provider(self, name: str) -> ProviderSettings:
+        """The settings of one provider, defaults when none are given."""
+        return self.providers.get(name) or ProviderSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file so one deployment file serves many processes.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Settings from the environment over the TOML file named by the argument or FLARES_CONFIG."""
+    path = config_file or (
+        Path(os.environ["FLARES_CONFIG"]) if os.environ.get("FLARES_CONFIG") else None
+    )
+    if path is None:
+        return Settings()
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+
+    class FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    return FromFile()
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced, for display."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def public_view(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as JSON-ready data with every secret masked."""
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    if settings.redis_url:
+        data["redis_url"] = mask_url(settings.redis_url)
+    return data

@@ -1,0 +1,56 @@
+"""The objects one process shares for its lifetime: Redis, the HTTP client, providers, poller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from redis.asyncio import Redis
+
+from aggregator.config import Settings
+from aggregator.fetch import Executor
+from aggregator.health import is_active
+from aggregator.schedule import Poller
+from aggregator.store import Store
+from providers.base import Provider
+from providers.registry import discover
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything a request handler or a tick needs, created in the app's lifespan."""
+
+    settings: Settings
+    store: Store
+    providers: dict[str, type[Provider]]
+    poller: Poller
+
+
+def redis_client(url: str) -> Redis:
+    # Short timeouts: a read must fail fast (and answer 503) rather than hang while Redis is away.
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        health_check_interval=10,
+        retry_on_timeout=True,
+    )
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, redis_url: str) -> AsyncIterator[Runtime]:
+    """Open the shared clients and close them when the block ends."""
+    providers = discover()
+    active = {name: cls for name, cls in providers.items() if is_active(cls, settings)}
+    limits = httpx.Limits(max_connections=settings.schedule.concurrency * 2)
+    redis = redis_client(redis_url)
+    try:
+        async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+            store = Store(redis)
+            poller = Poller(store, Executor(client, settings), active, settings.schedule)
+            yield Runtime(settings=settings, store=store, providers=providers, poller=poller)
+    finally:
+        await redis.aclose()

@@ -1,0 +1,214 @@
+"""The Redis data model; the only module that knows key names.
+
+Keys (prefix `flares:`):
+- `due`                  sorted set: tracked URL -> unix time it is next due (a claim leases it
+                         by pushing the score forward, so a dead worker's URLs come due again)
+- `url:<url>`            hash: tracked_at, updated_at, total and per network `count:<n>` (served,
+                         never lower), `seen:<n>` (last value the network gave), `fetched:<n>`,
+                         `failed:<n>` (times of the last success and failure)
+- `provider:<name>`      hash: last_success_at, last_failure_at, last_error, consecutive_failures
+- `heartbeat`            string with a TTL, set by every running scheduler
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+from redis.asyncio import Redis
+
+PREFIX = "flares:"
+DUE = PREFIX + "due"
+HEARTBEAT = PREFIX + "heartbeat"
+
+_TRACK = """
+if redis.call('HSETNX', KEYS[1], 'tracked_at', ARGV[1]) == 1 then
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_CLAIM = """
+local urls = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, u in ipairs(urls) do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[3], u)
+end
+return urls
+"""
+
+# Never lower a served count: the network's value is recorded in `seen:` but `count:` only rises,
+# and the total moves by the same delta in the same atomic step.
+_MERGE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local net, new, now = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local cur = tonumber(redis.call('HGET', KEYS[1], 'count:' .. net) or '-1')
+redis.call('HSET', KEYS[1], 'seen:' .. net, new, 'fetched:' .. net, now, 'updated_at', now)
+if new > cur then
+  redis.call('HSET', KEYS[1], 'count:' .. net, new)
+  redis.call('HINCRBY', KEYS[1], 'total', new - math.max(cur, 0))
+  return 1
+end
+return 0
+"""
+
+
+def url_key(url: str) -> str:
+    return f"{PREFIX}url:{url}"
+
+
+def provider_key(name: str) -> str:
+    return f"{PREFIX}provider:{name}"
+
+
+@dataclass(frozen=True)
+class NetworkRecord:
+    """What the store holds for one network of one URL."""
+
+    count: int | None
+    seen: int | None
+    fetched_at: float | None
+    failed_at: float | None
+
+
+@dataclass(frozen=True)
+class UrlRecord:
+    """A tracked URL with its counts."""
+
+    url: str
+    tracked_at: float
+    updated_at: float | None
+    total: int
+    networks: dict[str, NetworkRecord] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderRecord:
+    """Health bookkeeping of one provider."""
+
+    last_success_at: float | None = None
+    last_failure_at: float | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+
+
+def _float(value: str | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _url_record(url: str, raw: Mapping[str, str]) -> UrlRecord:
+    names = {key.split(":", 1)[1] for key in raw if ":" in key}
+    networks = {
+        name: NetworkRecord(
+            count=_int(raw.get(f"count:{name}")),
+            seen=_int(raw.get(f"seen:{name}")),
+            fetched_at=_float(raw.get(f"fetched:{name}")),
+            failed_at=_float(raw.get(f"failed:{name}")),
+        )
+        for name in sorted(names)
+    }
+    return UrlRecord(
+        url=url,
+        tracked_at=float(raw["tracked_at"]),
+        updated_at=_float(raw.get("updated_at")),
+        total=int(raw.get("total", 0)),
+        networks=networks,
+    )
+
+
+class Store:
+    """Typed operations on flares' Redis data; every method is one round trip."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._track = redis.register_script(_TRACK)
+        self._claim = redis.register_script(_CLAIM)
+        self._merge = redis.register_script(_MERGE)
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    async def track(self, url: str, now: float) -> bool:
+        """Start tracking a canonical URL, due at once; False if it was already tracked."""
+        return bool(await self._track(keys=[url_key(url), DUE], args=[repr(now), url]))
+
+    async def get(self, url: str) -> UrlRecord | None:
+        raw = cast(dict[str, str], await self.redis.hgetall(url_key(url)))
+        return _url_record(url, raw) if "tracked_at" in raw else None
+
+    async def tracked_count(self) -> int:
+        return int(await self.redis.zcard(DUE))
+
+    async def claim_due(self, now: float, limit: int, lease_until: float) -> dict[str, float]:
+        """Lease up to `limit` due URLs and return them with the time each was first tracked."""
+        urls: list[str] = await self._claim(keys=[DUE], args=[repr(now), limit, repr(lease_until)])
+        if not urls:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for url in urls:
+                pipe.hget(url_key(url), "tracked_at")
+            tracked: list[str | None] = await pipe.execute()
+        return {u: float(t) for u, t in zip(urls, tracked, strict=True) if t is not None}
+
+    async def merge_counts(self, network: str, counts: Mapping[str, int], now: float) -> None:
+        """Record fetched counts; the served count of each URL only ever rises."""
+        if not counts:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for url, count in counts.items():
+                await self._merge(
+                    keys=[url_key(url)], args=[network, max(count, 0), repr(now)], client=pipe
+                )
+            await pipe.execute()
+
+    async def mark_failed(self, network: str, urls: Iterable[str], now: float) -> None:
+        """Note a failed fetch; no count changes."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for url in urls:
+                pipe.hset(url_key(url), f"failed:{network}", repr(now))
+            await pipe.execute()
+
+    async def reschedule(self, due: Mapping[str, float]) -> None:
+        """Set the next due time of URLs that are still tracked."""
+        if due:
+            await self.redis.zadd(DUE, {u: t for u, t in due.items()}, xx=True)
+
+    async def record_success(self, name: str, now: float) -> None:
+        await self.redis.hset(
+            provider_key(name), mapping={"last_success_at": repr(now), "consecutive_failures": 0}
+        )
+
+    async def record_failure(self, name: str, now: float, message: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                provider_key(name), mapping={"last_failure_at": repr(now), "last_error": message}
+            )
+            pipe.hincrby(provider_key(name), "consecutive_failures", 1)
+            await pipe.execute()
+
+    async def providers(self, names: Sequence[str]) -> dict[str, ProviderRecord]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(provider_key(name))
+            raws: list[dict[str, str]] = await pipe.execute()
+        return {
+            name: ProviderRecord(
+                last_success_at=_float(raw.get("last_success_at")),
+                last_failure_at=_float(raw.get("last_failure_at")),
+                last_error=raw.get("last_error"),
+                consecutive_failures=int(raw.get("consecutive_failures", 0)),
+            )
+            for name, raw in zip(names, raws, strict=True)
+        }
+
+    async def beat(self, ttl: float) -> None:
+        """Say that a scheduler is alive for the next `ttl` seconds."""
+        await self.redis.set(HEARTBEAT, "1", px=max(1, int(ttl * 1000)))
+
+    async def scheduler_alive(self) -> bool:
+        return bool(await self.redis.exists(HEARTBEAT))

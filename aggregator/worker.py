@@ -1,0 +1,28 @@
+"""`flares worker`: the scheduler without the API, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aggregator.config import Settings
+from aggregator.runtime import open_runtime
+from aggregator.schedule import start_scheduler
+
+log = logging.getLogger(__name__)
+
+
+async def run_worker(settings: Settings, redis_url: str) -> None:
+    """Poll until asked to stop, then finish the batch in hand."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_runtime(settings, redis_url) as runtime:
+        ticker = start_scheduler(runtime.poller, settings.schedule.tick_seconds)
+        log.info("worker polling %s", ", ".join(runtime.poller.provider_names) or "no provider")
+        await stop.wait()
+        log.info("stopping: finishing the batch in hand")
+        ticker.shutdown(wait=False)
+        await runtime.poller.idle()

@@ -1,0 +1,1 @@
+"""Network providers: one small module per network, plus the plugin contract and registry."""

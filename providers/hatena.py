@@ -1,0 +1,70 @@
+"""Hatena Bookmark: bookmark counts, batched up to 50 URLs per request."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from providers.base import NetworkStatus, ParseError, Provider, ProviderRequest, rebase
+
+# The single endpoint answers a bare integer; int() alone would also take "+1", "1_0" or
+# non-ASCII digits.
+_BARE_INT = re.compile(rb"-?[0-9]+")
+
+
+class Hatena(Provider):
+    """Hatena Bookmark counts from the batch endpoint, or the single one for a lone URL."""
+
+    name: ClassVar[str] = "hatena"
+    label: ClassVar[str] = "Hatena Bookmark"
+    status: ClassVar[NetworkStatus] = NetworkStatus.LIVE
+    endpoint: ClassVar[str] = "https://bookmark.hatenaapis.com/count/entries"
+    single_endpoint: ClassVar[str] = "https://bookmark.hatenaapis.com/count/entry"
+    batch_size: ClassVar[int] = 50
+
+    @classmethod
+    def build_request(
+        cls, urls: Sequence[str], base_url: str | None, credentials: Mapping[str, str]
+    ) -> ProviderRequest:
+        """One URL goes to /count/entry; several repeat `url` on /count/entries."""
+        if not 1 <= len(urls) <= cls.batch_size:
+            raise ValueError(f"{cls.name} takes 1 to {cls.batch_size} URLs, got {len(urls)}")
+        endpoint = cls.single_endpoint if len(urls) == 1 else cls.endpoint
+        params = tuple(("url", url) for url in urls)
+        return ProviderRequest(url=rebase(endpoint, base_url), params=params)
+
+    @classmethod
+    def parse(cls, urls: Sequence[str], body: bytes) -> dict[str, int]:
+        """Read the single endpoint's bare integer or the batch endpoint's object, by len(urls)."""
+        if len(urls) == 1:
+            return {urls[0]: cls._parse_single(body)}
+        return cls._parse_batch(urls, body)
+
+    @classmethod
+    def _parse_single(cls, body: bytes) -> int:
+        """A bare integer; an empty body is how Hatena says 0."""
+        text = body.strip()
+        if not text:
+            return 0
+        if not _BARE_INT.fullmatch(text):
+            raise ParseError(f"{cls.name}: single-entry body is not an integer: {body[:80]!r}")
+        try:
+            return max(int(text), 0)
+        except ValueError as exc:  # more digits than int() accepts
+            raise ParseError(f"{cls.name}: single-entry count is out of range") from exc
+
+    @classmethod
+    def _parse_batch(cls, urls: Sequence[str], body: bytes) -> dict[str, int]:
+        """An object of URL -> count; a URL it leaves out has 0 bookmarks."""
+        try:
+            data: Any = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise ParseError(f"{cls.name}: batch body is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ParseError(f"{cls.name}: batch body is not an object")
+        for key, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ParseError(f"{cls.name}: count {value!r} for {key!r} is not an integer")
+        return {url: max(data.get(url, 0), 0) for url in urls}

