@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import httpx
@@ -47,6 +49,10 @@ def _logging() -> None:
     )
 
 
+def _exit_quietly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 @app.command()
 def serve(
     config: ConfigOpt = None,
@@ -68,6 +74,9 @@ def serve(
         except (ConfigError, ValkeyServerError) as exc:
             err.print(f"[red]cannot start the embedded Redis server:[/red] {exc}")
             raise typer.Exit(2) from exc
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; make that an orderly exit so
+    # the `finally` below stops the embedded server instead of leaving it orphaned.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         api = create_app(settings, redis_url, scheduler=not no_scheduler)
         uvicorn.run(api, host=host or settings.host, port=port or settings.port, log_level="info")

@@ -41,7 +41,7 @@ return urls
 # Never lower a served count: the network's value is recorded in `seen:` but `count:` only rises,
 # and the total moves by the same delta in the same atomic step.
 _MERGE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HEXISTS', KEYS[1], 'tracked_at') == 0 then return -1 end
 local net, new, now = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local cur = tonumber(redis.call('HGET', KEYS[1], 'count:' .. net) or '-1')
 redis.call('HSET', KEYS[1], 'seen:' .. net, new, 'fetched:' .. net, now, 'updated_at', now)
@@ -52,6 +52,18 @@ if new > cur then
 end
 return 0
 """
+
+# Only a tracked URL gets a failure time: a URL dropped while its fetch ran must not come back
+# as a hash without `tracked_at`.
+_FAILED = """
+if redis.call('HEXISTS', KEYS[1], 'tracked_at') == 1 then
+  redis.call('HSET', KEYS[1], 'failed:' .. ARGV[1], ARGV[2])
+end
+"""
+
+# Lua holds numbers as doubles: above 2^53 a count loses digits, and a huge one is written as
+# "1e+20" (which int() cannot read) before HINCRBY rejects it half-way through the script.
+MAX_COUNT = 2**53 - 1
 
 
 def url_key(url: str) -> str:
@@ -129,6 +141,7 @@ class Store:
         self._track = redis.register_script(_TRACK)
         self._claim = redis.register_script(_CLAIM)
         self._merge = redis.register_script(_MERGE)
+        self._failed = redis.register_script(_FAILED)
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
@@ -162,7 +175,9 @@ class Store:
         async with self.redis.pipeline(transaction=False) as pipe:
             for url, count in counts.items():
                 await self._merge(
-                    keys=[url_key(url)], args=[network, max(count, 0), repr(now)], client=pipe
+                    keys=[url_key(url)],
+                    args=[network, min(max(count, 0), MAX_COUNT), repr(now)],
+                    client=pipe,
                 )
             await pipe.execute()
 
@@ -170,7 +185,7 @@ class Store:
         """Note a failed fetch; no count changes."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for url in urls:
-                pipe.hset(url_key(url), f"failed:{network}", repr(now))
+                await self._failed(keys=[url_key(url)], args=[network, repr(now)], client=pipe)
             await pipe.execute()
 
     async def reschedule(self, due: Mapping[str, float]) -> None:

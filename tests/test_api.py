@@ -1,0 +1,304 @@
+"""The HTTP API in-process over ASGI, against a real Redis; the scheduler is driven by hand."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from aggregator.api.app import create_app
+from aggregator.runtime import Runtime
+from aggregator.store import Store
+from tests.conftest import SettingsFactory
+from tests.fakeupstream import FakeUpstream, Fault
+
+PAGE = "https://blog.example.com/post"
+SVG = "{http://www.w3.org/2000/svg}"
+ApiFactory = Callable[..., AbstractAsyncContextManager[tuple[httpx.AsyncClient, Runtime]]]
+
+
+@pytest.fixture
+def make_api(make_settings: SettingsFactory, redis_url: str, redis: Redis) -> ApiFactory:
+    @asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+        app = create_app(make_settings(**overrides), redis_url, scheduler=False)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://flares") as client:
+                yield client, app.state.runtime
+
+    return make
+
+
+def assert_error(response: httpx.Response, status: int, error: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error", "detail"}
+    assert body["error"] == error
+    return body
+
+
+async def test_track_then_already_tracked(make_api: ApiFactory, store: Store) -> None:
+    async with make_api() as (api, _):
+        first = await api.post("/api/v1/urls", json={"url": "HTTPS://Blog.Example.com/post#top"})
+        again = await api.post("/api/v1/urls", json={"url": PAGE})
+    assert first.status_code == 201
+    assert first.json() == {"url": PAGE, "created": True}
+    assert again.status_code == 200
+    assert again.json() == {"url": PAGE, "created": False}
+    assert await store.get(PAGE) is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("/relative/path", "absolute"),
+        ("ftp://example.com/file", "http"),
+        ("javascript:alert(1)", "http"),
+        ("https://user:pw@example.com/", "user name"),
+        ("https://exa mple.com/", "whitespace"),
+        ("https://example.com:99999/", "parsed"),
+        ("https://" + "a" * 2050 + ".com/", "2048"),
+    ],
+)
+async def test_track_refuses_bad_urls(make_api: ApiFactory, url: str, reason: str) -> None:
+    async with make_api() as (api, _):
+        response = await api.post("/api/v1/urls", json={"url": url})
+    body = assert_error(response, 400, "invalid url")
+    assert reason in body["detail"]
+
+
+async def test_malformed_bodies_are_400_json(make_api: ApiFactory) -> None:
+    async with make_api() as (api, _):
+        missing = await api.post("/api/v1/urls", json={})
+        not_json = await api.post(
+            "/api/v1/urls", content=b"{nope", headers={"content-type": "application/json"}
+        )
+        wrong_type = await api.post("/api/v1/urls", json={"url": 42})
+    for response in (missing, not_json, wrong_type):
+        body = assert_error(response, 400, "invalid request")
+        assert body["detail"], "the detail names the problem"
+
+
+async def test_admin_key_guards_writes(make_api: ApiFactory) -> None:
+    async with make_api(admin_key="s3cret") as (api, _):
+        anonymous = await api.post("/api/v1/urls", json={"url": PAGE})
+        wrong = await api.post(
+            "/api/v1/urls", json={"url": PAGE}, headers={"Authorization": "Bearer nope"}
+        )
+        right = await api.post(
+            "/api/v1/urls", json={"url": PAGE}, headers={"Authorization": "Bearer s3cret"}
+        )
+    assert_error(anonymous, 401, "admin key required")
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert_error(wrong, 401, "admin key required")
+    assert right.status_code == 201
+
+
+async def test_domain_allow_list_on_writes(make_api: ApiFactory) -> None:
+    async with make_api(allowed_domains="example.com") as (api, _):
+        allowed = await api.post("/api/v1/urls", json={"url": PAGE})
+        foreign = await api.post("/api/v1/urls", json={"url": "https://evil.test/x"})
+        lookalike = await api.post("/api/v1/urls", json={"url": "https://notexample.com/x"})
+    assert allowed.status_code == 201
+    assert_error(foreign, 403, "domain not allowed")
+    assert_error(lookalike, 403, "domain not allowed")
+
+
+async def test_admin_tracks_any_domain(make_api: ApiFactory) -> None:
+    auth = {"Authorization": "Bearer k"}
+    async with make_api(allowed_domains="example.com", admin_key="k") as (api, _):
+        response = await api.post("/api/v1/urls", json={"url": "https://other.test/"}, headers=auth)
+    assert response.status_code == 201
+
+
+async def test_counts_of_untracked_url_outside_allow_list_is_404(make_api: ApiFactory) -> None:
+    async with make_api(allowed_domains="example.com") as (api, _):
+        response = await api.get("/api/v1/counts", params={"url": "https://elsewhere.test/"})
+    assert_error(response, 404, "not tracked")
+
+
+async def test_first_read_on_allowed_domain_tracks_and_is_pending(
+    make_api: ApiFactory, store: Store
+) -> None:
+    async with make_api(allowed_domains="example.com") as (api, _):
+        response = await api.get("/api/v1/counts", params={"url": PAGE})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["state"] == "pending"
+    assert body["total"] == 0
+    assert body["networks"]["hackernews"] == {"count": None, "fetched_at": None, "state": "pending"}
+    assert await store.get(PAGE) is not None
+
+
+async def test_counts_after_a_tick(make_api: ApiFactory, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.set_count("hackernews", PAGE, 12)
+    fake_upstream.set_count("hatena", PAGE, 7)
+    async with make_api() as (api, runtime):
+        await api.post("/api/v1/urls", json={"url": PAGE})
+        assert await runtime.poller.tick() == 1
+        response = await api.get("/api/v1/counts", params={"url": PAGE})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["total"] == 19
+    assert body["state"] == "ok"
+    assert body["networks"]["hackernews"]["count"] == 12
+    assert body["networks"]["hatena"]["count"] == 7
+    assert body["networks"]["hatena"]["state"] == "ok"
+    assert body["networks"]["hatena"]["fetched_at"] is not None
+    assert body["updated_at"] is not None
+
+
+async def test_failed_fetch_keeps_counts_and_marks_error(
+    make_api: ApiFactory, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.set_count("hatena", PAGE, 7)
+    async with make_api() as (api, runtime):
+        await api.post("/api/v1/urls", json={"url": PAGE})
+        await runtime.poller.tick()
+        fake_upstream.set_fault("hatena", Fault("status", status=502))
+        await runtime.store.reschedule({PAGE: 0})
+        await runtime.poller.tick()
+        response = await api.get("/api/v1/counts", params={"url": PAGE})
+    body = response.json()
+    assert body["networks"]["hatena"]["count"] == 7
+    assert body["networks"]["hatena"]["state"] == "error"
+    assert body["total"] == 7
+
+
+def parse_badge(response: httpx.Response) -> tuple[str, ET.Element]:
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/svg+xml; charset=utf-8"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "script-src 'none'" in response.headers["content-security-policy"]
+    root = ET.fromstring(response.text)
+    return root.attrib["aria-label"], root
+
+
+async def test_badges(make_api: ApiFactory, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.set_count("hackernews", PAGE, 1100)
+    fake_upstream.set_count("hatena", PAGE, 151)
+    async with make_api() as (api, runtime):
+        await api.post("/api/v1/urls", json={"url": PAGE})
+        await runtime.poller.tick()
+        total = await api.get("/badge.svg", params={"url": PAGE})
+        network = await api.get("/badge.svg", params={"url": PAGE, "network": "hackernews"})
+        in_path = await api.get("/badge/hatena.svg", params={"url": PAGE})
+    label, root = parse_badge(total)
+    assert label == "flares: 1.3k"
+    assert root.find(f"{SVG}title") is not None
+    assert parse_badge(network)[0] == "hacker news: 1.1k"
+    assert parse_badge(in_path)[0] == "hatena bookmark: 151"
+    assert "max-age=300" in total.headers["cache-control"]
+
+
+async def test_badge_etag_answers_304(make_api: ApiFactory) -> None:
+    async with make_api() as (api, _):
+        first = await api.get("/badge.svg", params={"url": "https://nowhere.test/"})
+        again = await api.get(
+            "/badge.svg",
+            params={"url": "https://nowhere.test/"},
+            headers={"If-None-Match": first.headers["etag"]},
+        )
+    assert again.status_code == 304
+    assert again.content == b""
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"url": "https://nowhere.test/"}, "not tracked"),
+        ({"url": "not a url"}, "invalid url"),
+        ({}, "missing url"),
+        ({"url": PAGE, "network": "myspace"}, "unknown network"),
+    ],
+)
+async def test_error_badges_are_images(
+    make_api: ApiFactory, params: dict[str, str], message: str
+) -> None:
+    async with make_api() as (api, _):
+        response = await api.get("/badge.svg", params=params)
+    label, _ = parse_badge(response)
+    assert label.endswith(": " + message)
+    assert "max-age=60" in response.headers["cache-control"]
+
+
+async def test_pending_badge(make_api: ApiFactory) -> None:
+    async with make_api(allowed_domains="example.com") as (api, _):
+        response = await api.get("/badge.svg", params={"url": PAGE})
+    assert parse_badge(response)[0] == "flares: pending"
+
+
+async def test_providers_report_health(make_api: ApiFactory, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.set_fault("hatena", Fault("status", status=503))
+    async with make_api() as (api, runtime):
+        before = (await api.get("/api/v1/providers")).json()["providers"]
+        await api.post("/api/v1/urls", json={"url": PAGE})
+        for _ in range(2):
+            await runtime.store.reschedule({PAGE: 0})
+            await runtime.poller.tick()
+        after = {p["name"]: p for p in (await api.get("/api/v1/providers")).json()["providers"]}
+        one = await api.get("/api/v1/providers/hackernews")
+        unknown = await api.get("/api/v1/providers/myspace")
+    assert {p["name"]: p["state"] for p in before} == {"hackernews": "pending", "hatena": "pending"}
+    assert after["hackernews"]["state"] == "ok"
+    assert after["hackernews"]["status"] == "live"
+    assert after["hackernews"]["urls_tracked"] == 1
+    assert after["hatena"]["state"] == "failing"
+    assert "503" in after["hatena"]["last_error"]
+    assert after["hatena"]["last_error_at"] is not None
+    assert one.json()["name"] == "hackernews"
+    assert_error(unknown, 404, "unknown provider")
+
+
+async def test_disabled_provider_is_not_called(
+    make_api: ApiFactory, fake_upstream: FakeUpstream
+) -> None:
+    providers = {
+        "hackernews": {"base_url": fake_upstream.base_url},
+        "hatena": {"base_url": fake_upstream.base_url, "enabled": False},
+    }
+    async with make_api(providers=providers) as (api, runtime):
+        await api.post("/api/v1/urls", json={"url": PAGE})
+        await runtime.poller.tick()
+        states = {
+            p["name"]: p["state"] for p in (await api.get("/api/v1/providers")).json()["providers"]
+        }
+        counts = (await api.get("/api/v1/counts", params={"url": PAGE})).json()
+    assert states["hatena"] == "disabled"
+    assert fake_upstream.calls("hatena") == []
+    assert list(counts["networks"]) == ["hackernews"]
+
+
+async def test_probes(make_api: ApiFactory) -> None:
+    async with make_api() as (api, runtime):
+        live = await api.get("/healthz")
+        not_ready = await api.get("/readyz")
+        await runtime.poller.tick()
+        ready = await api.get("/readyz")
+    assert live.status_code == 200
+    assert not_ready.status_code == 503
+    assert not_ready.json() == {"redis": "ok", "scheduler": "no recent tick"}
+    assert ready.status_code == 200
+    assert ready.json() == {"redis": "ok", "scheduler": "ok"}
+
+
+async def test_unknown_route_is_json_404(make_api: ApiFactory) -> None:
+    async with make_api() as (api, _):
+        response = await api.get("/nope")
+    assert_error(response, 404, "Not Found")
+
+
+async def test_openapi_is_served(make_api: ApiFactory) -> None:
+    async with make_api() as (api, _):
+        spec = (await api.get("/openapi.json")).json()
+        docs = await api.get("/docs")
+    assert {"/api/v1/counts", "/api/v1/urls", "/badge.svg", "/api/v1/providers"} <= set(
+        spec["paths"]
+    )
+    assert docs.status_code == 200

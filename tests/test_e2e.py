@@ -1,0 +1,163 @@
+"""End to end over real sockets: `flares serve` and `flares worker` processes, CLI, restarts."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis import Redis
+
+from tests.fakeupstream import FakeUpstream, Fault
+from tests.service import FlaresProcess, Service, run_cli, wait_for
+
+PAGE = "https://blog.example.com/2026/11/hello"
+
+
+def service_env(fake: FakeUpstream, data_dir: Path) -> dict[str, str]:
+    return {
+        "FLARES_DATA_DIR": str(data_dir),
+        "FLARES_PROVIDERS__HACKERNEWS__BASE_URL": fake.base_url,
+        "FLARES_PROVIDERS__HATENA__BASE_URL": fake.base_url,
+        "FLARES_SCHEDULE__TICK_SECONDS": "0.2",
+        "FLARES_SCHEDULE__FRESH_INTERVAL": "0.5",
+        "FLARES_SCHEDULE__RETRY_INTERVAL": "0.5",
+        "FLARES_HEALTH__FAILING_AFTER": "2",
+    }
+
+
+def counts_when(service: Service, ready: Any) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        body: dict[str, Any] = service.get("/api/v1/counts", url=PAGE).json()
+        return body if ready(body) else None
+
+    return wait_for(probe, "the counts to reach the expected state")
+
+
+def provider_states(service: Service) -> dict[str, str]:
+    rows = service.get("/api/v1/providers").json()["providers"]
+    return {row["name"]: row["state"] for row in rows}
+
+
+def test_track_poll_serve_fail_and_restart(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+    fake_upstream.set_count("hackernews", PAGE, 110)
+    fake_upstream.set_count("hatena", PAGE, 141)
+    env = service_env(fake_upstream, tmp_path / "data")
+    service = Service(env, tmp_path / "serve.log").start()
+    try:
+        cli_env = {**env, "FLARES_PORT": str(service.port)}
+        tracked = run_cli(["track", PAGE], cli_env)
+        assert tracked.returncode == 0, tracked.stderr
+        assert "tracking " + PAGE in tracked.stdout
+
+        body = counts_when(service, lambda b: b["state"] == "ok" and b["total"] == 251)
+        assert body["networks"]["hackernews"]["count"] == 110
+        assert body["networks"]["hatena"]["count"] == 141
+        badge = ET.fromstring(service.get("/badge.svg", url=PAGE).text)
+        assert badge.attrib["aria-label"] == "flares: 251"
+        one = ET.fromstring(service.get("/badge.svg", url=PAGE, network="hackernews").text)
+        assert one.attrib["aria-label"] == "hacker news: 110"
+        cli = run_cli(["counts", PAGE, "--json"], cli_env)
+        assert cli.returncode == 0, cli.stderr
+        assert json.loads(cli.stdout)["total"] == 251
+        assert provider_states(service) == {"hackernews": "ok", "hatena": "ok"}
+
+        # The networks fail and report lower numbers: nothing served goes down.
+        fake_upstream.set_count("hackernews", PAGE, 3)
+        fake_upstream.set_fault("hatena", Fault("status", status=500))
+        wait_for(
+            lambda: provider_states(service)["hatena"] == "failing" or None,
+            "hatena to be reported failing",
+        )
+        body = service.get("/api/v1/counts", url=PAGE).json()
+        assert body["total"] == 251
+        assert body["networks"]["hatena"]["count"] == 141
+        assert body["networks"]["hatena"]["state"] == "error"
+        assert provider_states(service)["hackernews"] == "ok"
+        providers = run_cli(["providers", "--json"], cli_env)
+        assert providers.returncode == 0, providers.stderr
+        assert "HTTP 500" in providers.stdout
+    finally:
+        assert service.stop() == 0, service.output()
+
+    # Every network down: what the restarted service serves comes from the data dir.
+    fake_upstream.set_fault(None, Fault("status", status=503))
+    again = Service(env, tmp_path / "serve-again.log").start()
+    try:
+        body = again.get("/api/v1/counts", url=PAGE).json()
+        assert body["total"] == 251
+        assert body["networks"]["hackernews"]["count"] == 110
+    finally:
+        assert again.stop() == 0, again.output()
+
+
+def test_bad_input_over_http(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+    env = {**service_env(fake_upstream, tmp_path / "data"), "FLARES_ADMIN_KEY": "k3y"}
+    service = Service(env, tmp_path / "serve.log").start()
+    try:
+        post = service.base_url + "/api/v1/urls"
+        no_key = httpx.post(post, json={"url": PAGE})
+        bad_url = httpx.post(
+            post, json={"url": "mailto:x@y"}, headers={"Authorization": "Bearer k3y"}
+        )
+        unknown = service.get("/api/v1/counts", url="https://unknown.test/")
+        assert (no_key.status_code, no_key.json()["error"]) == (401, "admin key required")
+        assert (bad_url.status_code, bad_url.json()["error"]) == (400, "invalid url")
+        assert (unknown.status_code, unknown.json()["error"]) == (404, "not tracked")
+        refused = run_cli(
+            ["track", PAGE], {**env, "FLARES_ADMIN_KEY": "wrong", "FLARES_PORT": str(service.port)}
+        )
+        assert refused.returncode == 1
+        assert "401" in refused.stderr
+    finally:
+        service.stop()
+
+
+def test_api_and_worker_processes_share_redis(
+    fake_upstream: FakeUpstream, tmp_path: Path, redis_url: str
+) -> None:
+    with Redis.from_url(redis_url) as redis:
+        redis.flushdb()
+    fake_upstream.set_count("hatena", PAGE, 46)
+    env = {**service_env(fake_upstream, tmp_path / "data"), "FLARES_REDIS_URL": redis_url}
+    api = Service(env, tmp_path / "api.log", "--no-scheduler").start()
+    worker = FlaresProcess(["worker"], env, tmp_path / "worker.log").start()
+    try:
+        assert httpx.post(api.base_url + "/api/v1/urls", json={"url": PAGE}).status_code == 201
+        body = counts_when(api, lambda b: b["total"] == 46)
+        assert body["networks"]["hatena"]["count"] == 46
+        assert wait_for(lambda: api.get("/readyz").status_code == 200 or None, "readiness")
+    finally:
+        assert worker.stop() == 0, worker.output()
+        api.stop()
+    assert not (tmp_path / "data").exists(), "with FLARES_REDIS_URL no embedded server starts"
+
+
+def test_worker_without_redis_says_what_to_do(tmp_path: Path) -> None:
+    result = run_cli(["worker"], {"FLARES_DATA_DIR": str(tmp_path / "none")})
+    assert result.returncode == 2
+    assert "FLARES_REDIS_URL" in result.stderr
+
+
+@pytest.mark.parametrize("secret", ["hunter2-app-secret"])
+def test_config_masks_secrets(secret: str, tmp_path: Path) -> None:
+    config = tmp_path / "flares.toml"
+    config.write_text('allowed_domains = ["example.com"]\n[schedule]\ntick_seconds = 7\n')
+    result = run_cli(
+        ["config", "--config", str(config)],
+        {
+            "FLARES_ADMIN_KEY": secret,
+            "FLARES_PROVIDERS__HACKERNEWS__APP_SECRET": secret,
+            "FLARES_REDIS_URL": f"redis://:{secret}@127.0.0.1:6379/0",
+            "FLARES_SCHEDULE__TICK_SECONDS": "3",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert secret not in result.stdout
+    shown = json.loads(result.stdout)
+    assert shown["allowed_domains"] == ["example.com"]
+    assert shown["schedule"]["tick_seconds"] == 3.0, "the environment overrides the file"
+    assert shown["redis_url"] == "redis://:***@127.0.0.1:6379/0"

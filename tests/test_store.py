@@ -1,0 +1,245 @@
+"""The Redis data model against a real server: tracking, merging, claiming, bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from aggregator.store import DUE, HEARTBEAT, MAX_COUNT, Store, url_key
+
+A = "https://example.com/a"
+B = "https://example.com/b"
+T0 = 1_700_000_000.0
+
+
+async def test_track_then_again_and_due(store: Store, redis: Redis) -> None:
+    assert await store.track(A, T0) is True
+    assert await store.track(A, T0 + 50) is False
+    assert await redis.zscore(DUE, A) == T0
+    record = await store.get(A)
+    assert record is not None
+    assert record.url == A
+    assert record.tracked_at == T0
+    assert record.updated_at is None
+    assert record.total == 0
+    assert record.networks == {}
+    assert await store.tracked_count() == 1
+
+
+async def test_get_untracked_is_none(store: Store) -> None:
+    assert await store.get(A) is None
+
+
+async def test_merge_sets_count_seen_fetched_total(store: Store) -> None:
+    await store.track(A, T0)
+    await store.merge_counts("hatena", {A: 7}, T0 + 10)
+    record = await store.get(A)
+    assert record is not None
+    net = record.networks["hatena"]
+    assert net.count == 7
+    assert net.seen == 7
+    assert net.fetched_at == T0 + 10
+    assert net.failed_at is None
+    assert record.updated_at == T0 + 10
+    assert record.total == 7
+
+
+async def test_lower_count_keeps_served_but_records_seen(store: Store) -> None:
+    await store.track(A, T0)
+    await store.merge_counts("hatena", {A: 40}, T0 + 1)
+    await store.merge_counts("hatena", {A: 12}, T0 + 2)
+    record = await store.get(A)
+    assert record is not None
+    assert record.networks["hatena"].count == 40
+    assert record.networks["hatena"].seen == 12
+    assert record.networks["hatena"].fetched_at == T0 + 2
+    assert record.total == 40
+    await store.merge_counts("hatena", {A: 41}, T0 + 3)
+    record = await store.get(A)
+    assert record is not None
+    assert record.networks["hatena"].count == 41
+    assert record.total == 41
+
+
+async def test_negative_count_is_zero(store: Store) -> None:
+    await store.track(A, T0)
+    await store.merge_counts("hatena", {A: -5}, T0 + 1)
+    record = await store.get(A)
+    assert record is not None
+    assert record.networks["hatena"].count == 0
+    assert record.total == 0
+
+
+async def test_networks_sum_into_total(store: Store) -> None:
+    await store.track(A, T0)
+    await store.track(B, T0)
+    await store.merge_counts("hatena", {A: 3, B: 100}, T0 + 1)
+    await store.merge_counts("hackernews", {A: 25}, T0 + 1)
+    a = await store.get(A)
+    b = await store.get(B)
+    assert a is not None and b is not None
+    assert a.total == 28
+    assert {n: r.count for n, r in a.networks.items()} == {"hackernews": 25, "hatena": 3}
+    assert b.total == 100
+
+
+async def test_large_counts_stay_exact_and_huge_ones_are_capped(store: Store) -> None:
+    big = 4_503_599_627_370_497  # 2**52 + 1: exact in a Lua double
+    await store.track(A, T0)
+    await store.track(B, T0)
+    await store.merge_counts("hatena", {A: big}, T0 + 1)
+    await store.merge_counts("hackernews", {A: 3}, T0 + 1)
+    record = await store.get(A)
+    assert record is not None
+    assert record.networks["hatena"].count == big
+    assert record.networks["hatena"].seen == big
+    assert record.total == big + 3
+    # A garbage answer with an absurd number must not leave an unreadable record behind.
+    await store.merge_counts("hatena", {B: 10**20}, T0 + 1)
+    await store.merge_counts("hackernews", {B: 2}, T0 + 1)
+    record = await store.get(B)
+    assert record is not None
+    assert record.networks["hatena"].count == MAX_COUNT
+    assert record.total == MAX_COUNT + 2
+
+
+async def test_concurrent_merges_total_is_sum_of_maxima(store: Store) -> None:
+    await store.track(A, T0)
+    networks = ["hatena", "hackernews", "reddit", "facebook"]
+    # 80 merges at once: below the client's pool of 100 connections, which raises when exhausted.
+    values = {net: [(i * 37 + k * 11) % 500 for i in range(20)] for k, net in enumerate(networks)}
+    await asyncio.gather(
+        *(
+            store.merge_counts(net, {A: value}, T0 + i)
+            for net in networks
+            for i, value in enumerate(values[net])
+        )
+    )
+    record = await store.get(A)
+    assert record is not None
+    maxima = {net: max(vs) for net, vs in values.items()}
+    assert {n: r.count for n, r in record.networks.items()} == maxima
+    assert record.total == sum(maxima.values())
+
+
+async def test_merge_untracked_creates_nothing(store: Store, redis: Redis) -> None:
+    await store.merge_counts("hatena", {A: 9}, T0)
+    assert await redis.exists(url_key(A)) == 0
+    assert await redis.zscore(DUE, A) is None
+    assert await store.get(A) is None
+
+
+async def test_mark_failed_changes_no_count(store: Store) -> None:
+    await store.track(A, T0)
+    await store.merge_counts("hatena", {A: 5}, T0 + 1)
+    await store.mark_failed("hatena", [A], T0 + 2)
+    record = await store.get(A)
+    assert record is not None
+    net = record.networks["hatena"]
+    assert (net.count, net.seen, net.fetched_at, net.failed_at) == (5, 5, T0 + 1, T0 + 2)
+    assert record.total == 5
+
+
+async def test_mark_failed_untracked_creates_nothing(store: Store, redis: Redis) -> None:
+    await store.mark_failed("hatena", [A], T0)
+    assert await redis.exists(url_key(A)) == 0
+    # A later merge still finds nothing to merge into.
+    await store.merge_counts("hatena", {A: 9}, T0 + 1)
+    assert await redis.exists(url_key(A)) == 0
+
+
+async def test_claim_due_only_due_with_limit_and_tracked_at(store: Store) -> None:
+    for i in range(5):
+        await store.track(f"{A}/{i}", T0 + i)
+    await store.track(B, T0 + 1000)  # not yet due at T0 + 10
+    claimed = await store.claim_due(T0 + 10, limit=3, lease_until=T0 + 100)
+    assert claimed == {f"{A}/{i}": T0 + i for i in range(3)}
+    rest = await store.claim_due(T0 + 10, limit=10, lease_until=T0 + 100)
+    assert rest == {f"{A}/{i}": T0 + i for i in (3, 4)}
+
+
+async def test_lease_hides_claimed_until_it_ends(store: Store, redis: Redis) -> None:
+    await store.track(A, T0)
+    await store.track(B, T0)
+    first = await store.claim_due(T0, limit=10, lease_until=T0 + 300)
+    assert set(first) == {A, B}
+    assert await redis.zscore(DUE, A) == T0 + 300
+    assert await store.claim_due(T0 + 299, limit=10, lease_until=T0 + 600) == {}
+    # The worker died without rescheduling: after the lease the URLs come back.
+    again = await store.claim_due(T0 + 300, limit=10, lease_until=T0 + 600)
+    assert again == {A: T0, B: T0}
+
+
+async def test_concurrent_claimers_get_disjoint_complete_sets(store: Store, redis: Redis) -> None:
+    urls = [f"https://example.com/p/{i}" for i in range(500)]
+    await redis.zadd(DUE, dict.fromkeys(urls, T0))
+    async with redis.pipeline(transaction=False) as pipe:
+        for url in urls:
+            pipe.hset(url_key(url), "tracked_at", repr(T0))
+        await pipe.execute()
+    parts = await asyncio.gather(
+        *(store.claim_due(T0, limit=37, lease_until=T0 + 60) for _ in range(20))
+    )
+    seen: list[str] = [u for part in parts for u in part]
+    assert len(seen) == len(set(seen)) == 500
+    assert set(seen) == set(urls)
+    assert all(len(part) <= 37 for part in parts)
+    assert await store.claim_due(T0, limit=1000, lease_until=T0 + 60) == {}
+
+
+async def test_reschedule_sets_due_but_never_readds(store: Store, redis: Redis) -> None:
+    await store.track(A, T0)
+    await store.track(B, T0)
+    await redis.zrem(DUE, B)
+    await store.reschedule({A: T0 + 1800, B: T0 + 1800})
+    assert await redis.zscore(DUE, A) == T0 + 1800
+    assert await redis.zscore(DUE, B) is None
+    assert await store.tracked_count() == 1
+
+
+async def test_provider_bookkeeping(store: Store) -> None:
+    records = await store.providers(["hatena", "hackernews"])
+    assert records["hatena"].consecutive_failures == 0
+    assert records["hatena"].last_success_at is None
+    assert records["hatena"].last_failure_at is None
+    assert records["hatena"].last_error is None
+
+    await store.record_failure("hatena", T0 + 1, "HTTP 503 Service Unavailable")
+    await store.record_failure("hatena", T0 + 2, "no answer within 2 s")
+    await store.record_failure("hatena", T0 + 3, "HTTP 429 Too Many Requests")
+    await store.record_success("hackernews", T0 + 3)
+    records = await store.providers(["hatena", "hackernews"])
+    hatena = records["hatena"]
+    assert hatena.consecutive_failures == 3
+    assert hatena.last_failure_at == T0 + 3
+    assert hatena.last_error == "HTTP 429 Too Many Requests"
+    assert hatena.last_success_at is None
+    assert records["hackernews"].last_success_at == T0 + 3
+    assert records["hackernews"].consecutive_failures == 0
+
+    await store.record_success("hatena", T0 + 4)
+    hatena = (await store.providers(["hatena"]))["hatena"]
+    assert hatena.consecutive_failures == 0
+    assert hatena.last_success_at == T0 + 4
+    # The last failure stays visible after a success.
+    assert hatena.last_failure_at == T0 + 3
+    assert hatena.last_error == "HTTP 429 Too Many Requests"
+
+    await store.record_failure("hatena", T0 + 5, "boom")
+    assert (await store.providers(["hatena"]))["hatena"].consecutive_failures == 1
+
+
+async def test_beat_and_scheduler_alive(store: Store, redis: Redis) -> None:
+    assert await store.scheduler_alive() is False
+    await store.beat(ttl=0.2)
+    assert await store.scheduler_alive() is True
+    await asyncio.sleep(0.35)
+    assert await store.scheduler_alive() is False
+    await store.beat(ttl=30)
+    assert await store.scheduler_alive() is True
+    assert 25_000 < await redis.pttl(HEARTBEAT) <= 30_000
+
+
+async def test_ping(store: Store) -> None:
+    assert await store.ping() is True
