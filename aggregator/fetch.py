@@ -13,7 +13,7 @@ import httpx
 from aggregator.config import Settings
 from providers.base import ParseError, Provider, ProviderRequest
 
-ErrorKind = Literal["timeout", "connect", "http", "parse", "missing"]
+ErrorKind = Literal["request", "timeout", "connect", "http", "parse", "missing"]
 MAX_MESSAGE = 200
 
 
@@ -71,6 +71,10 @@ class Executor:
         secrets = conf.credential_values()
         try:
             request = provider.build_request(urls, conf.base_url, secrets)
+        except ValueError as exc:
+            message = scrub(f"cannot build the request: {exc}", secrets.values())
+            return _failed(urls, FetchError("request", message))
+        try:
             async with self._slots:
                 response = await self._send(request, limit=conf.timeout)
         except httpx.TimeoutException:

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from aggregator.config import Settings
 from aggregator.fetch import Executor
@@ -28,16 +28,20 @@ class Runtime:
     poller: Poller
 
 
-def redis_client(url: str) -> Redis:
+def redis_client(url: str, max_connections: int = 64) -> Redis:
+    """A client whose pool makes a burst of requests wait for a connection instead of failing."""
     # Short timeouts: a read must fail fast (and answer 503) rather than hang while Redis is away.
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=5,
         decode_responses=True,
         socket_timeout=5,
         socket_connect_timeout=2,
         health_check_interval=10,
         retry_on_timeout=True,
     )
+    return Redis.from_pool(pool)
 
 
 @asynccontextmanager

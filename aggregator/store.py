@@ -166,6 +166,10 @@ class Store:
             for url in urls:
                 pipe.hget(url_key(url), "tracked_at")
             tracked: list[str | None] = await pipe.execute()
+        orphans = [u for u, t in zip(urls, tracked, strict=True) if t is None]
+        if orphans:
+            # A queue entry whose record is gone would otherwise be leased again forever.
+            await self.redis.zrem(DUE, *orphans)
         return {u: float(t) for u, t in zip(urls, tracked, strict=True) if t is not None}
 
     async def merge_counts(self, network: str, counts: Mapping[str, int], now: float) -> None:

@@ -243,3 +243,11 @@ async def test_beat_and_scheduler_alive(store: Store, redis: Redis) -> None:
 
 async def test_ping(store: Store) -> None:
     assert await store.ping() is True
+
+
+async def test_claim_drops_queue_entries_whose_record_is_gone(store: Store, redis: Redis) -> None:
+    await store.track(A, T0)
+    await store.track(B, T0)
+    await redis.delete(url_key(B))
+    assert await store.claim_due(T0 + 1, 10, lease_until=T0 + 100) == {A: T0}
+    assert await redis.zscore(DUE, B) is None
