@@ -47,6 +47,11 @@ class ProviderSettings(BaseModel):
             )
         return value
 
+    @field_validator(*CREDENTIAL_FIELDS, mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
     def credential_values(self) -> dict[str, str]:
         """The credentials that are set, in clear, for the executor only."""
         values = {name: getattr(self, name) for name in CREDENTIAL_FIELDS}
@@ -77,8 +82,9 @@ class HealthSettings(BaseModel):
 class Settings(BaseSettings):
     """The effective configuration of one flares process."""
 
+    # An empty variable means "not set": an empty admin key must never match an empty token.
     model_config = SettingsConfigDict(
-        env_prefix="FLARES_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="FLARES_", env_nested_delimiter="__", env_ignore_empty=True, extra="ignore"
     )
 
     redis_url: str | None = None
@@ -91,6 +97,11 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+
+    @field_validator("admin_key", "redis_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("allowed_domains", mode="before")
     @classmethod

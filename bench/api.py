@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +80,7 @@ async def seed(redis_url: str, urls: int) -> None:
         store = Store(redis)
         now = time.time()
         pages = [page(i) for i in range(urls)]
-        # In chunks: redis-py's asyncio pool refuses (rather than queues) past 100 connections.
-        for start in range(0, len(pages), 50):
-            await asyncio.gather(*(store.track(url, now) for url in pages[start : start + 50]))
+        await asyncio.gather(*(store.track(url, now) for url in pages))
         rng = random.Random(1)
         for network in NETWORKS:
             await store.merge_counts(network, {url: rng.randrange(0, 5000) for url in pages}, now)
@@ -90,14 +89,14 @@ async def seed(redis_url: str, urls: int) -> None:
 
 
 async def drive(
-    client: httpx.AsyncClient, name: str, request_for: RequestFor, total: int, concurrency: int
+    clients: list[httpx.AsyncClient], name: str, request_for: RequestFor, total: int
 ) -> Result:
-    """Send `total` requests with `concurrency` in flight; time each one and the whole run."""
+    """Send `total` requests, one in flight per client; time each one and the whole run."""
     latencies: list[float] = []
     errors = 0
     next_index = 0
 
-    async def one_worker() -> None:
+    async def one_worker(client: httpx.AsyncClient) -> None:
         nonlocal errors, next_index
         while next_index < total:
             path, params = request_for(next_index)
@@ -110,8 +109,8 @@ async def drive(
 
     started = time.perf_counter()
     async with asyncio.TaskGroup() as group:
-        for _ in range(min(concurrency, total)):
-            group.create_task(one_worker())
+        for client in clients[:total]:
+            group.create_task(one_worker(client))
     return Result(name, total, errors, time.perf_counter() - started, latencies)
 
 
@@ -126,14 +125,22 @@ def endpoints(urls: int) -> dict[str, RequestFor]:
 
 
 async def measure(base_url: str, urls: int, requests: int, concurrency: int) -> list[Result]:
-    """Warm up, then measure every endpoint in turn, over one pooled client."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    """Warm up, then measure every endpoint in turn, `concurrency` keep-alive connections."""
+    # One single-connection client per worker: httpcore's pool spends time per request in
+    # proportion to its connections, and one shared pool of 32 costs more than the server.
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     results = []
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) as client:
+    async with AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0)
+            )
+            for _ in range(concurrency)
+        ]
         for name, request_for in endpoints(urls).items():
-            warmup = max(1, min(requests // 10, 500))
-            await drive(client, name, request_for, warmup, concurrency)
-            results.append(await drive(client, name, request_for, requests, concurrency))
+            warmup = max(concurrency, min(requests // 10, 500))
+            await drive(clients, name, request_for, warmup)
+            results.append(await drive(clients, name, request_for, requests))
     return results
 
 
@@ -146,7 +153,9 @@ async def serve_and_measure(redis_url: str, args: argparse.Namespace) -> list[Re
     """Serve the app in this process's event loop while a child process sends the requests."""
     settings = Settings(redis_url=redis_url, allowed_domains=[], admin_key=None)
     app = create_app(settings, redis_url, scheduler=False)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto must be IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only then, and
+    # without it every response waits 40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port: int = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")

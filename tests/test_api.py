@@ -302,3 +302,14 @@ async def test_openapi_is_served(make_api: ApiFactory) -> None:
         spec["paths"]
     )
     assert docs.status_code == 200
+
+
+async def test_an_empty_admin_key_is_no_key(make_api: ApiFactory) -> None:
+    async with make_api(admin_key="", allowed_domains="example.com") as (api, runtime):
+        response = await api.post(
+            "/api/v1/urls",
+            json={"url": "https://other.test/"},
+            headers={"Authorization": "Bearer "},
+        )
+    assert runtime.settings.admin_key is None
+    assert_error(response, 403, "domain not allowed")

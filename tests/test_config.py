@@ -67,3 +67,15 @@ def test_public_view_masks_every_secret() -> None:
 
 def test_mask_url_leaves_plain_urls() -> None:
     assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_empty_values_mean_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FLARES_ADMIN_KEY", "")
+    monkeypatch.setenv("FLARES_PROVIDERS__FACEBOOK__APP_SECRET", "")
+    assert load_settings().admin_key is None
+    assert load_settings().provider("facebook").credential_values() == {}
+    monkeypatch.delenv("FLARES_ADMIN_KEY")
+    config = tmp_path / "flares.toml"
+    config.write_text('admin_key = "  "\n[providers.facebook]\napp_id = ""\n')
+    assert load_settings(config).admin_key is None
+    assert load_settings(config).provider("facebook").credential_values() == {}
