@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import abc
 import enum
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -22,6 +23,21 @@ class NetworkStatus(enum.StrEnum):
 
 class ParseError(ValueError):
     """The network answered 2xx with a body the provider cannot read as counts."""
+
+
+def json_body(provider: str, body: bytes) -> Any:
+    """The decoded JSON of a body; ParseError naming the provider when it is not JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise ParseError(f"{provider}: body is not JSON: {exc}") from exc
+
+
+def count_value(provider: str, value: object, what: str) -> int:
+    """A count clamped at 0; ParseError for anything but an integer (a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParseError(f"{provider}: {what} {value!r} is not an integer")
+    return max(value, 0)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from providers.base import NetworkStatus, ParseError, Provider, ProviderRequest, rebase
+from providers.base import (
+    NetworkStatus,
+    ParseError,
+    Provider,
+    ProviderRequest,
+    count_value,
+    json_body,
+    rebase,
+)
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -58,10 +65,7 @@ class HackerNews(Provider):
     @classmethod
     def parse(cls, urls: Sequence[str], body: bytes) -> dict[str, int]:
         """Sum `points` over the hits that are the same page as each URL."""
-        try:
-            data: Any = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise ParseError(f"{cls.name}: body is not JSON: {exc}") from exc
+        data = json_body(cls.name, body)
         if not isinstance(data, dict) or not isinstance(data.get("hits"), list):
             raise ParseError(f"{cls.name}: body is not an object with a 'hits' list")
         hits: list[Any] = data["hits"]
@@ -80,10 +84,7 @@ class HackerNews(Provider):
                 if hit_url is None or target is None or _page_key(hit_url) != target:
                     continue
                 points = hit.get("points")
-                if points is None:
-                    continue
-                if isinstance(points, bool) or not isinstance(points, int):
-                    raise ParseError(f"{cls.name}: points {points!r} is not an integer")
-                total += max(points, 0)
+                if points is not None:
+                    total += count_value(cls.name, points, "points")
             counts[url] = total
         return counts

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from providers.base import NetworkStatus, ParseError, Provider, ProviderRequest, rebase
+from providers.base import (
+    NetworkStatus,
+    ParseError,
+    Provider,
+    ProviderRequest,
+    count_value,
+    json_body,
+    rebase,
+)
 
 # The single endpoint answers a bare integer; int() alone would also take "+1", "1_0" or
 # non-ASCII digits.
@@ -58,13 +65,10 @@ class Hatena(Provider):
     @classmethod
     def _parse_batch(cls, urls: Sequence[str], body: bytes) -> dict[str, int]:
         """An object of URL -> count; a URL it leaves out has 0 bookmarks."""
-        try:
-            data: Any = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise ParseError(f"{cls.name}: batch body is not JSON: {exc}") from exc
+        data = json_body(cls.name, body)
         if not isinstance(data, dict):
             raise ParseError(f"{cls.name}: batch body is not an object")
-        for key, value in data.items():
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ParseError(f"{cls.name}: count {value!r} for {key!r} is not an integer")
-        return {url: max(data.get(url, 0), 0) for url in urls}
+        counts = {
+            key: count_value(cls.name, value, f"count for {key!r}") for key, value in data.items()
+        }
+        return {url: counts.get(url, 0) for url in urls}
