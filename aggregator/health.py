@@ -47,8 +47,11 @@ def assess(provider: type[Provider], settings: Settings, record: ProviderRecord)
         return Assessment("unconfigured", f"needs {names}")
     if record.consecutive_failures >= settings.health.failing_after:
         return Assessment("failing", f"the last {record.consecutive_failures} requests failed")
-    if record.last_success_at is None and record.last_failure_at is None:
-        return Assessment("pending", "no request made yet")
+    if record.last_success_at is None:
+        if record.last_failure_at is None:
+            return Assessment("pending", "no request made yet")
+        # Never worked, but too few failures to call it failing: "ok" would be a claim we lack.
+        return Assessment("pending", f"no success yet; {record.consecutive_failures} failed")
     if record.consecutive_failures:
         return Assessment("ok", f"{record.consecutive_failures} recent failure(s), not yet failing")
     return Assessment("ok", "the last request succeeded")

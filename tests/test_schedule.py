@@ -224,9 +224,15 @@ async def test_health_follows_ticks(
     assert await hatena_state() == "pending"
     await store.track(PAGE, time.time())
     fake_upstream.set_fault("hatena", Fault("garbage"))
-
     await tick_now()
-    assert await hatena_state() == "ok"  # one failure is not yet failing
+    assert await hatena_state() == "pending"  # never worked, but one failure is not failing yet
+    fake_upstream.set_fault("hatena", None)
+    await tick_now()
+    assert await hatena_state() == "ok"
+
+    fake_upstream.set_fault("hatena", Fault("garbage"))
+    await tick_now()
+    assert await hatena_state() == "ok"  # one failure after a success is not yet failing
     await tick_now()
     assert await hatena_state() == "failing"
     record = (await store.providers(["hatena"]))["hatena"]
@@ -273,7 +279,8 @@ def test_health_disabled_and_unconfigured(make_settings: SettingsFactory) -> Non
     [
         (ProviderRecord(), "pending"),
         (ProviderRecord(last_success_at=5.0), "ok"),
-        (ProviderRecord(last_failure_at=5.0, consecutive_failures=1), "ok"),
+        (ProviderRecord(last_failure_at=5.0, consecutive_failures=1), "pending"),
+        (ProviderRecord(last_success_at=4.0, last_failure_at=5.0, consecutive_failures=1), "ok"),
         (ProviderRecord(last_failure_at=5.0, consecutive_failures=2), "failing"),
     ],
 )
