@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from aggregator.api.app import create_app
@@ -313,3 +315,20 @@ async def test_an_empty_admin_key_is_no_key(make_api: ApiFactory) -> None:
         )
     assert runtime.settings.admin_key is None
     assert_error(response, 403, "domain not allowed")
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(raw=st.text(max_size=300) | st.from_regex(r"https?://[^/]{0,30}/.{0,40}", fullmatch=True))
+async def test_no_input_makes_a_500(make_api: ApiFactory, raw: str) -> None:
+    async with make_api(allowed_domains="example.com") as (api, _):
+        responses = [
+            await api.get("/api/v1/counts", params={"url": raw}),
+            await api.get("/badge.svg", params={"url": raw, "network": raw[:10]}),
+            await api.post("/api/v1/urls", json={"url": raw}),
+        ]
+    for response in responses:
+        assert response.status_code < 500, (raw, response.status_code, response.text)
