@@ -16,7 +16,16 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-CREDENTIAL_FIELDS = ("app_id", "app_secret", "bearer_token", "client_id", "client_secret")
+SECRET_FIELDS = (
+    "app_id",
+    "app_secret",
+    "bearer_token",
+    "client_id",
+    "client_secret",
+    "handle",
+    "app_password",
+)
+OPTION_FIELDS = ("user_agent", "mode", "graph_version")
 
 
 class ConfigError(Exception):
@@ -34,6 +43,11 @@ class ProviderSettings(BaseModel):
     bearer_token: SecretStr | None = None
     client_id: SecretStr | None = None
     client_secret: SecretStr | None = None
+    handle: SecretStr | None = None
+    app_password: SecretStr | None = None
+    user_agent: str | None = None
+    mode: str | None = None
+    graph_version: str | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -47,15 +61,27 @@ class ProviderSettings(BaseModel):
             )
         return value
 
-    @field_validator(*CREDENTIAL_FIELDS, mode="before")
+    @field_validator(*SECRET_FIELDS, *OPTION_FIELDS, mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    def credential_values(self) -> dict[str, str]:
-        """The credentials that are set, in clear, for the executor only."""
-        values = {name: getattr(self, name) for name in CREDENTIAL_FIELDS}
-        return {name: v.get_secret_value() for name, v in values.items() if v is not None}
+    def values(self) -> dict[str, str]:
+        """The provider's credentials and options that are set, in clear, for the executor only."""
+        found: dict[str, str] = {}
+        for name in SECRET_FIELDS:
+            secret: SecretStr | None = getattr(self, name)
+            if secret is not None:
+                found[name] = secret.get_secret_value()
+        for name in OPTION_FIELDS:
+            option: str | None = getattr(self, name)
+            if option is not None:
+                found[name] = option
+        return found
+
+    def secrets(self) -> list[str]:
+        """The secret values that are set: what must never appear in any output."""
+        return [s.get_secret_value() for n in SECRET_FIELDS if (s := getattr(self, n)) is not None]
 
 
 class ScheduleSettings(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -10,11 +11,15 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 
-from aggregator.config import Settings
-from providers.base import ParseError, Provider, ProviderRequest
+from aggregator.config import ProviderSettings, Settings
+from providers.base import Observation, ParseError, Problem, Provider, ProviderRequest, Token
 
-ErrorKind = Literal["request", "timeout", "connect", "http", "parse", "missing"]
+ErrorKind = Literal[
+    "request", "auth", "timeout", "connect", "http", "parse", "missing", "throttled", "rejected"
+]
 MAX_MESSAGE = 200
+# A token is renewed this long before the network says it expires.
+TOKEN_MARGIN = 60.0
 
 
 @dataclass(frozen=True)
@@ -28,10 +33,29 @@ class FetchError:
 
 @dataclass
 class FetchOutcome:
-    """Counts for the URLs that got data, and the error of each that did not."""
+    """What each URL got, the error of each that got nothing, and a stop signal if any."""
 
-    counts: dict[str, int] = field(default_factory=dict)
+    observations: dict[str, Observation] = field(default_factory=dict)
     errors: dict[str, FetchError] = field(default_factory=dict)
+    problem: Problem | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {url: obs.count for url, obs in self.observations.items()}
+
+    def add(self, other: FetchOutcome) -> None:
+        self.observations.update(other.observations)
+        self.errors.update(other.errors)
+        self.problem = self.problem or other.problem
+
+
+class FetchFailure(Exception):
+    """A step of a fetch failed; carries the error every URL of the batch gets."""
+
+    def __init__(self, error: FetchError, problem: Problem | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.problem = problem
 
 
 def scrub(message: str, secrets: Iterable[str]) -> str:
@@ -47,6 +71,10 @@ def chunks(urls: Sequence[str], size: int) -> list[Sequence[str]]:
     return [urls[i : i + size] for i in range(0, len(urls), max(1, size))]
 
 
+def observation(value: int | Observation) -> Observation:
+    return value if isinstance(value, Observation) else Observation(value)
+
+
 class Executor:
     """Sends providers' requests through one pooled client with timeouts and bounded concurrency."""
 
@@ -54,6 +82,8 @@ class Executor:
         self._client = client
         self._settings = settings
         self._slots = asyncio.Semaphore(settings.schedule.concurrency)
+        # Bearer tokens from providers' auth steps, per provider, with their expiry (monotonic).
+        self._tokens: dict[str, tuple[Token, float]] = {}
 
     async def run(self, provider: type[Provider], urls: Sequence[str]) -> FetchOutcome:
         """Fetch every URL in batches of the provider's size; errors are results, not raises."""
@@ -62,50 +92,104 @@ class Executor:
             *(self._batch(provider, batch) for batch in chunks(urls, provider.batch_size))
         )
         for part in parts:
-            outcome.counts.update(part.counts)
-            outcome.errors.update(part.errors)
+            outcome.add(part)
         return outcome
 
     async def _batch(self, provider: type[Provider], urls: Sequence[str]) -> FetchOutcome:
         conf = self._settings.provider(provider.name)
-        secrets = conf.credential_values()
         try:
-            request = provider.build_request(urls, conf.base_url, secrets)
+            return await self._fetch(provider, conf, urls, retry_auth=True)
+        except FetchFailure as failure:
+            error = failure.error
+            clean = FetchError(error.kind, scrub(error.message, self._secrets(conf)), error.status)
+            return FetchOutcome(errors=dict.fromkeys(urls, clean), problem=failure.problem)
+
+    async def _fetch(
+        self,
+        provider: type[Provider],
+        conf: ProviderSettings,
+        urls: Sequence[str],
+        *,
+        retry_auth: bool,
+    ) -> FetchOutcome:
+        config = conf.values()
+        token = await self._token(provider, conf)
+        if token is not None:
+            config["token"] = token.value
+        try:
+            request = provider.build_request(urls, conf.base_url, config)
         except ValueError as exc:
-            message = scrub(f"cannot build the request: {exc}", secrets.values())
-            return _failed(urls, FetchError("request", message))
-        try:
-            async with self._slots:
-                response = await self._send(request, limit=conf.timeout)
-        except httpx.TimeoutException:
-            return _failed(urls, FetchError("timeout", f"no answer within {conf.timeout:g} s"))
-        except httpx.HTTPError as exc:
-            text = scrub(f"{type(exc).__name__}: {exc}", secrets.values())
-            return _failed(urls, FetchError("connect", text))
-        if not response.is_success:
-            message = scrub(
-                f"HTTP {response.status_code} {response.reason_phrase}", secrets.values()
+            raise FetchFailure(FetchError("request", f"cannot build the request: {exc}")) from exc
+        response = await self._send(request, conf)
+        if response.status_code == 401 and token is not None and retry_auth:
+            # The token may have been revoked early: renew it once before calling this a failure.
+            self._tokens.pop(provider.name, None)
+            return await self._fetch(provider, conf, urls, retry_auth=False)
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        problem = provider.problem(response.status_code, headers, response.content)
+        if problem is not None and not response.is_success:
+            raise FetchFailure(
+                FetchError(problem.kind, problem.message, response.status_code), problem
             )
-            return _failed(urls, FetchError("http", message, response.status_code))
+        if not response.is_success:
+            message = f"HTTP {response.status_code} {response.reason_phrase}"
+            raise FetchFailure(FetchError("http", message, response.status_code))
         try:
             counts = provider.parse(urls, response.content)
         except ParseError as exc:
-            return _failed(urls, FetchError("parse", scrub(str(exc), secrets.values())))
-        outcome = FetchOutcome(counts={u: counts[u] for u in urls if u in counts})
+            raise FetchFailure(FetchError("parse", str(exc))) from exc
+        # A 2xx can still say "slow down" (Facebook's X-App-Usage): keep its data, heed the signal.
+        outcome = FetchOutcome(problem=problem)
+        outcome.observations = {u: observation(counts[u]) for u in urls if u in counts}
         missing = FetchError("missing", "the answer held no count for this URL")
         outcome.errors = {u: missing for u in urls if u not in counts}
         return outcome
 
-    async def _send(self, request: ProviderRequest, *, limit: float) -> httpx.Response:
-        headers = {"User-Agent": self._settings.user_agent, **request.headers}
-        return await self._client.request(
-            request.method,
-            request.url,
-            params=list(request.params),
-            headers=headers,
-            timeout=limit,
-        )
+    async def _token(self, provider: type[Provider], conf: ProviderSettings) -> Token | None:
+        """The provider's bearer token, fetched once and renewed shortly before it expires."""
+        cached = self._tokens.get(provider.name)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        request = provider.token_request(conf.base_url, conf.values())
+        if request is None:
+            return None
+        response = await self._send(request, conf)
+        if response.status_code in (400, 401, 403):
+            message = f"the network refused the credentials (HTTP {response.status_code})"
+            problem = Problem("rejected", message)
+            raise FetchFailure(FetchError("rejected", message, response.status_code), problem)
+        if not response.is_success:
+            message = f"auth step: HTTP {response.status_code} {response.reason_phrase}"
+            raise FetchFailure(FetchError("auth", message, response.status_code))
+        try:
+            token = provider.parse_token(response.content)
+        except ParseError as exc:
+            raise FetchFailure(FetchError("auth", f"auth step: {exc}")) from exc
+        expires = time.monotonic() + max(0.0, token.expires_in - TOKEN_MARGIN)
+        self._tokens[provider.name] = (token, expires)
+        return token
 
+    async def _send(self, request: ProviderRequest, conf: ProviderSettings) -> httpx.Response:
+        user_agent = conf.user_agent or self._settings.user_agent
+        headers = {"User-Agent": user_agent, **request.headers}
+        try:
+            async with self._slots:
+                return await self._client.request(
+                    request.method,
+                    request.url,
+                    params=list(request.params),
+                    headers=headers,
+                    data=dict(request.form) if request.form is not None else None,
+                    json=request.json,
+                    auth=request.basic_auth,
+                    timeout=conf.timeout,
+                )
+        except httpx.TimeoutException as exc:
+            message = f"no answer within {conf.timeout:g} s"
+            raise FetchFailure(FetchError("timeout", message)) from exc
+        except httpx.HTTPError as exc:
+            raise FetchFailure(FetchError("connect", f"{type(exc).__name__}: {exc}")) from exc
 
-def _failed(urls: Sequence[str], error: FetchError) -> FetchOutcome:
-    return FetchOutcome(errors=dict.fromkeys(urls, error))
+    def _secrets(self, conf: ProviderSettings) -> list[str]:
+        tokens = [token.value for token, _ in self._tokens.values()]
+        return [*conf.secrets(), *tokens]

@@ -54,7 +54,7 @@ async def open_runtime(settings: Settings, redis_url: str) -> AsyncIterator[Runt
     try:
         async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
             store = Store(redis)
-            poller = Poller(store, Executor(client, settings), active, settings.schedule)
+            poller = Poller(store, Executor(client, settings), active, settings)
             yield Runtime(settings=settings, store=store, providers=providers, poller=poller)
     finally:
         await redis.aclose()

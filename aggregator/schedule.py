@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from aggregator.config import ScheduleSettings
+from aggregator.config import ScheduleSettings, Settings
 from aggregator.fetch import Executor, FetchOutcome
+from aggregator.health import fingerprint, is_rejected, is_throttled
 from aggregator.store import Store
-from providers.base import Provider
+from providers.base import Problem, Provider
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,13 @@ class Poller:
         store: Store,
         executor: Executor,
         providers: Mapping[str, type[Provider]],
-        conf: ScheduleSettings,
+        settings: Settings,
     ) -> None:
         self._store = store
         self._executor = executor
         self._providers = providers
-        self._conf = conf
+        self._settings = settings
+        self._conf = settings.schedule
         self._busy = asyncio.Lock()
 
     @property
@@ -67,10 +69,18 @@ class Poller:
         if not claimed:
             return 0
         urls = sorted(claimed)
-        outcomes = await asyncio.gather(
-            *(self._refresh(provider, urls) for provider in self._providers.values())
-        )
+        records = await self._store.providers(list(self._providers))
+        callable_now = [
+            provider
+            for name, provider in self._providers.items()
+            if not is_throttled(records[name], now)
+            and not is_rejected(provider, self._settings, records[name])
+        ]
+        outcomes = await asyncio.gather(*(self._refresh(p, urls) for p in callable_now))
         failed = {u for outcome in outcomes for u in outcome.errors}
+        if len(callable_now) < len(self._providers):
+            # A provider that must wait still owes these URLs a fetch: come back soon, not in hours.
+            failed.update(urls)
         done = time.time()
         await self._store.reschedule(
             {
@@ -88,7 +98,9 @@ class Poller:
     async def _refresh(self, provider: type[Provider], urls: list[str]) -> FetchOutcome:
         outcome = await self._executor.run(provider, urls)
         now = time.time()
-        await self._store.merge_counts(provider.name, outcome.counts, now)
+        await self._store.merge_counts(provider.name, outcome.observations, now)
+        if outcome.problem is not None:
+            await self._heed(provider, outcome.problem, now)
         if outcome.errors:
             await self._store.mark_failed(provider.name, outcome.errors, now)
             first = next(iter(outcome.errors.values()))
@@ -100,6 +112,24 @@ class Poller:
         if outcome.counts:
             await self._store.record_success(provider.name, now)
         return outcome
+
+    async def _heed(self, provider: type[Provider], problem: Problem, now: float) -> None:
+        """Stop calling a network that throttles us or refused our credentials."""
+        if problem.kind == "throttled":
+            wait = (
+                problem.retry_after
+                if problem.retry_after is not None
+                else provider.throttle_seconds
+            )
+            await self._store.throttle(provider.name, now + wait)
+            log.warning("%s: throttled for %.0f s: %s", provider.name, wait, problem.message)
+        else:
+            await self._store.reject(
+                provider.name, fingerprint(provider, self._settings), problem.message
+            )
+            log.error(
+                "%s: %s; not called until its credentials change", provider.name, problem.message
+            )
 
 
 def start_scheduler(poller: Poller, tick_seconds: float) -> AsyncIOScheduler:

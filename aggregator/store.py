@@ -5,8 +5,13 @@ Keys (prefix `flares:`):
                          by pushing the score forward, so a dead worker's URLs come due again)
 - `url:<url>`            hash: tracked_at, updated_at, total and per network `count:<n>` (served,
                          never lower), `seen:<n>` (last value the network gave), `fetched:<n>`,
-                         `failed:<n>` (times of the last success and failure)
-- `provider:<name>`      hash: last_success_at, last_failure_at, last_error, consecutive_failures
+                         `failed:<n>` (times of the last success and failure), `part:<n>:<part>`
+                         (components the network reported), and for networks that report a
+                         recent window only, `day:<n>:<YYYY-MM-DD>` buckets plus `base:<n>`, the
+                         sum of the days folded in once they left the window
+- `provider:<name>`      hash: last_success_at, last_failure_at, last_error, consecutive_failures,
+                         throttled_until, rejected (fingerprint of the credentials a network
+                         refused) and rejected_reason
 - `heartbeat`            string with a TTL, set by every running scheduler
 """
 
@@ -14,9 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from redis.asyncio import Redis
+
+from providers.base import Observation
 
 PREFIX = "flares:"
 DUE = PREFIX + "due"
@@ -39,10 +47,44 @@ return urls
 """
 
 # Never lower a served count: the network's value is recorded in `seen:` but `count:` only rises,
-# and the total moves by the same delta in the same atomic step.
+# and the total moves by the same delta in the same atomic step. Day buckets replace the same
+# day's earlier value (never add to it); days older than the cutoff are folded into `base:`, and
+# an incoming day older than the cutoff is ignored because it was folded in already.
 _MERGE = """
 if redis.call('HEXISTS', KEYS[1], 'tracked_at') == 0 then return -1 end
-local net, new, now = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local net, new, now, cutoff = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local i = 5
+for _ = 1, tonumber(ARGV[i]) do
+  redis.call('HSET', KEYS[1], 'part:' .. net .. ':' .. ARGV[i + 1], ARGV[i + 2])
+  i = i + 2
+end
+i = i + 1
+local ndays = tonumber(ARGV[i])
+if ndays > 0 then
+  local prefix = 'day:' .. net .. ':'
+  for _ = 1, ndays do
+    if ARGV[i + 1] >= cutoff then
+      redis.call('HSET', KEYS[1], prefix .. ARGV[i + 1], ARGV[i + 2])
+    end
+    i = i + 2
+  end
+  local base = tonumber(redis.call('HGET', KEYS[1], 'base:' .. net) or '0')
+  local recent = 0
+  local fields = redis.call('HGETALL', KEYS[1])
+  for j = 1, #fields, 2 do
+    local f = fields[j]
+    if string.sub(f, 1, #prefix) == prefix then
+      if string.sub(f, #prefix + 1) < cutoff then
+        base = base + tonumber(fields[j + 1])
+        redis.call('HDEL', KEYS[1], f)
+      else
+        recent = recent + tonumber(fields[j + 1])
+      end
+    end
+  end
+  redis.call('HSET', KEYS[1], 'base:' .. net, base)
+  new = base + recent
+end
 local cur = tonumber(redis.call('HGET', KEYS[1], 'count:' .. net) or '-1')
 redis.call('HSET', KEYS[1], 'seen:' .. net, new, 'fetched:' .. net, now, 'updated_at', now)
 if new > cur then
@@ -64,6 +106,9 @@ end
 # Lua holds numbers as doubles: above 2^53 a count loses digits, and a huge one is written as
 # "1e+20" (which int() cannot read) before HINCRBY rejects it half-way through the script.
 MAX_COUNT = 2**53 - 1
+# Day buckets stay separate this many days (X reports 7), then fold into one number.
+DAY_WINDOW = 8
+NETWORK_FIELDS = ("count", "seen", "fetched", "failed")
 
 
 def url_key(url: str) -> str:
@@ -82,6 +127,7 @@ class NetworkRecord:
     seen: int | None
     fetched_at: float | None
     failed_at: float | None
+    parts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -103,6 +149,21 @@ class ProviderRecord:
     last_failure_at: float | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
+    throttled_until: float | None = None
+    rejected: str | None = None
+    rejected_reason: str | None = None
+
+
+def _capped(count: int) -> int:
+    return min(max(count, 0), MAX_COUNT)
+
+
+def _pairs(values: Mapping[str, int]) -> list[str | int]:
+    """A count then flat key/value pairs, as the merge script reads them."""
+    flat: list[str | int] = [len(values)]
+    for key, value in values.items():
+        flat += [key, _capped(value)]
+    return flat
 
 
 def _float(value: str | None) -> float | None:
@@ -114,13 +175,22 @@ def _int(value: str | None) -> int | None:
 
 
 def _url_record(url: str, raw: Mapping[str, str]) -> UrlRecord:
-    names = {key.split(":", 1)[1] for key in raw if ":" in key}
+    names: set[str] = set()
+    parts: dict[str, dict[str, int]] = {}
+    for key, value in raw.items():
+        kind, _, rest = key.partition(":")
+        if kind in NETWORK_FIELDS:
+            names.add(rest)
+        elif kind == "part":
+            network, _, part = rest.partition(":")
+            parts.setdefault(network, {})[part] = int(value)
     networks = {
         name: NetworkRecord(
             count=_int(raw.get(f"count:{name}")),
             seen=_int(raw.get(f"seen:{name}")),
             fetched_at=_float(raw.get(f"fetched:{name}")),
             failed_at=_float(raw.get(f"failed:{name}")),
+            parts=parts.get(name, {}),
         )
         for name in sorted(names)
     }
@@ -172,17 +242,19 @@ class Store:
             await self.redis.zrem(DUE, *orphans)
         return {u: float(t) for u, t in zip(urls, tracked, strict=True) if t is not None}
 
-    async def merge_counts(self, network: str, counts: Mapping[str, int], now: float) -> None:
+    async def merge_counts(
+        self, network: str, counts: Mapping[str, int | Observation], now: float
+    ) -> None:
         """Record fetched counts; the served count of each URL only ever rises."""
         if not counts:
             return
+        cutoff = (datetime.fromtimestamp(now, UTC).date() - timedelta(days=DAY_WINDOW)).isoformat()
         async with self.redis.pipeline(transaction=False) as pipe:
-            for url, count in counts.items():
-                await self._merge(
-                    keys=[url_key(url)],
-                    args=[network, min(max(count, 0), MAX_COUNT), repr(now)],
-                    client=pipe,
-                )
+            for url, seen in counts.items():
+                obs = seen if isinstance(seen, Observation) else Observation(seen)
+                args: list[str | int] = [network, _capped(obs.count), repr(now), cutoff]
+                args += _pairs(obs.parts) + _pairs(obs.days)
+                await self._merge(keys=[url_key(url)], args=args, client=pipe)
             await pipe.execute()
 
     async def mark_failed(self, network: str, urls: Iterable[str], now: float) -> None:
@@ -198,8 +270,22 @@ class Store:
             await self.redis.zadd(DUE, {u: t for u, t in due.items()}, xx=True)
 
     async def record_success(self, name: str, now: float) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                provider_key(name),
+                mapping={"last_success_at": repr(now), "consecutive_failures": 0},
+            )
+            pipe.hdel(provider_key(name), "rejected", "rejected_reason")
+            await pipe.execute()
+
+    async def throttle(self, name: str, until: float) -> None:
+        """Stop every process calling this provider until `until`."""
+        await self.redis.hset(provider_key(name), "throttled_until", repr(until))
+
+    async def reject(self, name: str, fingerprint: str, reason: str) -> None:
+        """Remember that the network refused these credentials; they are not used again."""
         await self.redis.hset(
-            provider_key(name), mapping={"last_success_at": repr(now), "consecutive_failures": 0}
+            provider_key(name), mapping={"rejected": fingerprint, "rejected_reason": reason}
         )
 
     async def record_failure(self, name: str, now: float, message: str) -> None:
@@ -221,6 +307,9 @@ class Store:
                 last_failure_at=_float(raw.get("last_failure_at")),
                 last_error=raw.get("last_error"),
                 consecutive_failures=int(raw.get("consecutive_failures", 0)),
+                throttled_until=_float(raw.get("throttled_until")),
+                rejected=raw.get("rejected"),
+                rejected_reason=raw.get("rejected_reason"),
             )
             for name, raw in zip(names, raws, strict=True)
         }

@@ -5,11 +5,15 @@ from __future__ import annotations
 import abc
 import enum
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
+
+MAX_COUNT = 10**12
+"""No page has been shared a trillion times: a larger number is a broken answer, not a count."""
 
 
 class NetworkStatus(enum.StrEnum):
@@ -22,22 +26,40 @@ class NetworkStatus(enum.StrEnum):
 
 
 class ParseError(ValueError):
-    """The network answered 2xx with a body the provider cannot read as counts."""
+    """The network answered with a body the provider cannot read as counts."""
 
 
-def json_body(provider: str, body: bytes) -> Any:
-    """The decoded JSON of a body; ParseError naming the provider when it is not JSON."""
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise ParseError(f"{provider}: body is not JSON: {exc}") from exc
+@dataclass(frozen=True)
+class Observation:
+    """What a network said about one URL: the number that counts, and the parts it reported."""
+
+    count: int
+    # Components next to the count, e.g. Facebook's reactions/shares/comments, Reddit's comments.
+    parts: Mapping[str, int] = field(default_factory=dict)
+    # For networks that only report a recent window (X: 7 days): count per day, "YYYY-MM-DD".
+    # The lifetime count is then the sum of every day ever seen, each day counted once.
+    days: Mapping[str, int] = field(default_factory=dict)
 
 
-def count_value(provider: str, value: object, what: str) -> int:
-    """A count clamped at 0; ParseError for anything but an integer (a bool is not one)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ParseError(f"{provider}: {what} {value!r} is not an integer")
-    return max(value, 0)
+Counts = Mapping[str, "int | Observation"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An answer that says to stop calling: throttled until a time, or credentials rejected."""
+
+    kind: Literal["throttled", "rejected"]
+    message: str
+    # For "throttled": seconds to wait, when the network says; the executor picks a default.
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Token:
+    """A bearer token from a provider's auth step and how long it is valid."""
+
+    value: str
+    expires_in: float
 
 
 @dataclass(frozen=True)
@@ -46,8 +68,11 @@ class ProviderRequest:
 
     url: str
     params: Sequence[tuple[str, str]] = ()
-    method: str = "GET"
+    method: Literal["GET", "POST"] = "GET"
     headers: Mapping[str, str] = field(default_factory=dict)
+    form: Mapping[str, str] | None = None
+    json: Any = None
+    basic_auth: tuple[str, str] | None = None
 
 
 def rebase(endpoint: str, base_url: str | None) -> str:
@@ -59,6 +84,43 @@ def rebase(endpoint: str, base_url: str | None) -> str:
     return urlunsplit((base.scheme, base.netloc, base.path.rstrip("/") + path, "", ""))
 
 
+def json_body(provider: str, body: bytes) -> Any:
+    """The decoded JSON of a body; ParseError naming the provider when it is not JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise ParseError(f"{provider}: body is not JSON: {exc}") from exc
+
+
+def count_value(
+    provider: str, value: object, what: str, *, strings: bool = False, floats: bool = False
+) -> int:
+    """A count from 0 to MAX_COUNT; ParseError for anything else (a bool is not a count).
+
+    `strings` admits decimal digit strings ("12"), `floats` rounds whole-ish floats (12.0).
+    """
+    number: object = value
+    if strings and isinstance(value, str) and value.isascii() and value.strip().isdigit():
+        number = int(value.strip())
+    if floats and isinstance(value, float) and math.isfinite(value):
+        number = round(value)
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise ParseError(f"{provider}: {what} {value!r} is not an integer count")
+    if not 0 <= number <= MAX_COUNT:
+        raise ParseError(f"{provider}: {what} {number} is outside 0..{MAX_COUNT}")
+    return number
+
+
+def unwrap_call(provider: str, body: bytes, function: str) -> str:
+    """The argument text of a JSONP/JS call `function(...)`, found without evaluating anything."""
+    text = body.decode("utf-8", errors="replace").strip()
+    start = text.find(function + "(")
+    end = text.rfind(")")
+    if start < 0 or end < start:
+        raise ParseError(f"{provider}: body is not a {function}(...) call: {text[:80]!r}")
+    return text[start + len(function) + 1 : end]
+
+
 class Provider(abc.ABC):
     """A network: declared data plus a request builder and a pure parser; no I/O of its own."""
 
@@ -66,22 +128,62 @@ class Provider(abc.ABC):
     label: ClassVar[str]
     status: ClassVar[NetworkStatus]
     status_since: ClassVar[date | None] = None
+    docs_url: ClassVar[str | None] = None
     endpoint: ClassVar[str]
     batch_size: ClassVar[int] = 1
     # Names of the provider settings that must be set (e.g. "app_id", "bearer_token").
     credentials: ClassVar[tuple[str, ...]] = ()
     enabled_by_default: ClassVar[bool] = True
+    # How long to stop calling when the network throttles without saying for how long.
+    throttle_seconds: ClassVar[float] = 60.0
     # URL variants the network already counts as one page ("scheme", "www", "slash").
     merges_variants: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
-    @abc.abstractmethod
-    def build_request(
-        cls, urls: Sequence[str], base_url: str | None, credentials: Mapping[str, str]
-    ) -> ProviderRequest:
-        """Build the request for one batch of at most `batch_size` page URLs."""
+    def required_settings(cls, config: Mapping[str, str]) -> tuple[str, ...]:
+        """The settings this configuration still needs; a mode may need other credentials."""
+        return cls.credentials
+
+    @classmethod
+    def token_request(
+        cls, base_url: str | None, config: Mapping[str, str]
+    ) -> ProviderRequest | None:
+        """The request that obtains a bearer token, for networks with an auth step; else None."""
+        return None
+
+    @classmethod
+    def parse_token(cls, body: bytes) -> Token:
+        """Read the auth step's answer; only called when token_request gives a request."""
+        raise ParseError(f"{cls.name}: has no auth step")
 
     @classmethod
     @abc.abstractmethod
-    def parse(cls, urls: Sequence[str], body: bytes) -> dict[str, int]:
+    def build_request(
+        cls, urls: Sequence[str], base_url: str | None, config: Mapping[str, str]
+    ) -> ProviderRequest:
+        """Build the request for one batch of at most `batch_size` page URLs.
+
+        `config` holds the provider's settings that are set, and `token` after an auth step.
+        """
+
+    @classmethod
+    @abc.abstractmethod
+    def parse(cls, urls: Sequence[str], body: bytes) -> Counts:
         """Read the counts of a 2xx body; raise ParseError on anything else; no I/O."""
+
+    @classmethod
+    def problem(cls, status: int, headers: Mapping[str, str], body: bytes) -> Problem | None:
+        """Whether an answer (of any status) says to stop calling; headers are lower-case keys."""
+        if status == 429:
+            return Problem("throttled", "HTTP 429 Too Many Requests", retry_after_seconds(headers))
+        return None
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a Retry-After header given in seconds; None when absent or a date."""
+    value = headers.get("retry-after", "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None

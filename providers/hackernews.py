@@ -84,6 +84,9 @@ class HackerNews(Provider):
                 if hit_url is None or target is None or _page_key(hit_url) != target:
                     continue
                 points = hit.get("points")
+                if isinstance(points, int) and not isinstance(points, bool) and points < 0:
+                    # A flagged story's score can sink below zero; it never takes shares away.
+                    points = 0
                 if points is not None:
                     total += count_value(cls.name, points, "points")
             counts[url] = total

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
@@ -15,10 +14,6 @@ from providers.base import (
     json_body,
     rebase,
 )
-
-# The single endpoint answers a bare integer; int() alone would also take "+1", "1_0" or
-# non-ASCII digits.
-_BARE_INT = re.compile(rb"-?[0-9]+")
 
 
 class Hatena(Provider):
@@ -52,15 +47,11 @@ class Hatena(Provider):
     @classmethod
     def _parse_single(cls, body: bytes) -> int:
         """A bare integer; an empty body is how Hatena says 0."""
-        text = body.strip()
+        text = body.strip().decode("utf-8", errors="replace")
         if not text:
             return 0
-        if not _BARE_INT.fullmatch(text):
-            raise ParseError(f"{cls.name}: single-entry body is not an integer: {body[:80]!r}")
-        try:
-            return max(int(text), 0)
-        except ValueError as exc:  # more digits than int() accepts
-            raise ParseError(f"{cls.name}: single-entry count is out of range") from exc
+        # Digits only: int() alone would also take "+1", "1_0" or non-ASCII digits.
+        return count_value(cls.name, text[:40], "single-entry body", strings=True)
 
     @classmethod
     def _parse_batch(cls, urls: Sequence[str], body: bytes) -> dict[str, int]:

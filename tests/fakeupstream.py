@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -16,27 +15,26 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from tests.fakes import FakeRequest, discover
+
 # The providers' base_url override keeps the path, so the path alone tells the network.
-ROUTES: dict[str, str] = {
-    "/api/v1/search": "hackernews",
-    "/count/entries": "hatena",
-    "/count/entry": "hatena",
-}
-NETWORKS: frozenset[str] = frozenset(ROUTES.values())
+FAKES = discover()
+NETWORKS: frozenset[str] = frozenset(FAKES)
 GARBAGE = b"<html>oops</html>"
-# Points of the decoy HN hit: large, so a parser that does not filter URLs is caught at once.
-DECOY_POINTS = 999
 
 
 @dataclass(frozen=True)
 class Fault:
     """One way for a network to misbehave; exactly one kind per fault."""
 
-    kind: Literal["status", "rate_limit", "timeout", "garbage", "latency"]
-    status: int = 503  # for "status"
+    kind: Literal["status", "rate_limit", "timeout", "garbage", "latency", "answer"]
+    status: int = 503  # for "status" and "answer"
     retry_after: int = 1  # for "rate_limit" (429 + Retry-After header)
     # "timeout": wait this long, then drop the connection unanswered; "latency": wait, then answer.
     seconds: float = 0.0
+    # For "answer": this exact body and these headers, e.g. a network's own error format.
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,11 +44,9 @@ class Call:
     network: str | None
     path: str
     params: list[tuple[str, str]]
-
-
-def _decoy_url(url: str) -> str:
-    """A different page whose tokens Algolia would still match for `url`."""
-    return url + ("&" if "?" in url else "?") + "flares_decoy=1"
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
 
 
 class _Server(ThreadingHTTPServer):
@@ -81,11 +77,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.fake._track(self.connection, False)
 
     def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, method: str) -> None:
         fake = self.server.fake
         split = urlsplit(self.path)
-        params = parse_qsl(split.query, keep_blank_values=True)
-        network = ROUTES.get(split.path)
-        fake._record(Call(network, split.path, params))
+        length = int(self.headers.get("Content-Length") or 0)
+        request = FakeRequest(
+            method=method,
+            path=split.path,
+            params=parse_qsl(split.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=self.rfile.read(length) if length else b"",
+        )
+        network = next((f.network for f in FAKES.values() if f.serves(split.path)), None)
+        headers = tuple(request.headers.items())
+        fake._record(Call(network, split.path, request.params, method, headers, request.body))
         if network is None:
             self._send(404, b"not found", "text/plain")
             return
@@ -98,46 +108,22 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "status":
             self._send(fault.status, b"upstream error", "text/plain")
         elif fault is not None and fault.kind == "rate_limit":
-            headers = {"Retry-After": str(fault.retry_after)}
-            self._send(429, b"rate limited", "text/plain", headers)
+            headers_out = {"Retry-After": str(fault.retry_after)}
+            self._send(429, b"rate limited", "text/plain", headers_out)
         elif fault is not None and fault.kind == "garbage":
             self._send(200, GARBAGE, "text/html")
-        elif split.path == "/api/v1/search":
-            self._send(200, self._hackernews(params), "application/json")
-        elif split.path == "/count/entries":
-            self._send(200, self._hatena_batch(params), "application/json")
+        elif fault is not None and fault.kind == "answer":
+            self._send(fault.status, fault.body, "application/json", dict(fault.headers))
         else:
-            self._send(200, self._hatena_single(params), "text/plain")
-
-    def _hackernews(self, params: list[tuple[str, str]]) -> bytes:
-        """Algolia's search format: the page's stories plus a decoy for a different URL."""
-        query = dict(params).get("query", "")
-        count = self.server.fake._count("hackernews", query)
-        hits: list[dict[str, Any]] = []
-        # Split the points over two submissions so the parser's sum is exercised too.
-        for n, points in enumerate((count - count // 2, count // 2)):
-            if points > 0:
-                hits.append(_hn_hit(query, points, object_id=str(n + 1)))
-        hits.append(_hn_hit(_decoy_url(query), DECOY_POINTS, object_id="9"))
-        return json.dumps(
-            {"hits": hits, "page": 0, "nbHits": len(hits), "nbPages": 1, "hitsPerPage": 1000}
-        ).encode()
-
-    def _hatena_batch(self, params: list[tuple[str, str]]) -> bytes:
-        urls = [value for key, value in params if key == "url"]
-        return json.dumps({url: self.server.fake._count("hatena", url) for url in urls}).encode()
-
-    def _hatena_single(self, params: list[tuple[str, str]]) -> bytes:
-        count = self.server.fake._count("hatena", dict(params).get("url", ""))
-        # Hatena answers an empty body, not "0", for a page with no bookmarks.
-        return str(count).encode() if count else b""
+            answer = FAKES[network].answer(request, lambda url: fake._count(network, url))
+            self._send(answer.status, answer.body, answer.content_type, dict(answer.headers))
 
     def _send(
         self,
         status: int,
         body: bytes,
         content_type: str,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -146,18 +132,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(body)
-
-
-def _hn_hit(url: str, points: int, object_id: str) -> dict[str, Any]:
-    return {
-        "title": "A story",
-        "url": url,
-        "author": "pg",
-        "points": points,
-        "num_comments": 0,
-        "objectID": object_id,
-        "_tags": ["story"],
-    }
 
 
 class FakeUpstream:

@@ -134,7 +134,12 @@ async def test_first_read_on_allowed_domain_tracks_and_is_pending(
     body = response.json()
     assert body["state"] == "pending"
     assert body["total"] == 0
-    assert body["networks"]["hackernews"] == {"count": None, "fetched_at": None, "state": "pending"}
+    assert body["networks"]["hackernews"] == {
+        "count": None,
+        "fetched_at": None,
+        "state": "pending",
+        "parts": {},
+    }
     assert await store.get(PAGE) is not None
 
 

@@ -27,7 +27,7 @@ def test_environment_with_nested_provider_settings(monkeypatch: pytest.MonkeyPat
     assert settings.allowed_domains == ["example.com", "blog.test"]
     assert settings.provider("hackernews").base_url == "http://127.0.0.1:9000"
     assert settings.provider("hackernews").enabled is False
-    assert settings.provider("facebook").credential_values() == {"app_secret": "shh"}
+    assert settings.provider("facebook").values() == {"app_secret": "shh"}
     assert settings.provider("hatena").enabled is None
     assert settings.schedule.tick_seconds == 1.0
 
@@ -73,9 +73,9 @@ def test_empty_values_mean_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setenv("FLARES_ADMIN_KEY", "")
     monkeypatch.setenv("FLARES_PROVIDERS__FACEBOOK__APP_SECRET", "")
     assert load_settings().admin_key is None
-    assert load_settings().provider("facebook").credential_values() == {}
+    assert load_settings().provider("facebook").values() == {}
     monkeypatch.delenv("FLARES_ADMIN_KEY")
     config = tmp_path / "flares.toml"
     config.write_text('admin_key = "  "\n[providers.facebook]\napp_id = ""\n')
     assert load_settings(config).admin_key is None
-    assert load_settings(config).provider("facebook").credential_values() == {}
+    assert load_settings(config).provider("facebook").values() == {}

@@ -203,7 +203,7 @@ async def test_http_503_fails_every_url(
 
 
 @pytest.mark.parametrize("provider", [HackerNews, Hatena])
-async def test_rate_limit_is_http_429(
+async def test_rate_limit_is_a_throttle_with_retry_after(
     provider: type[Provider],
     make_settings: SettingsFactory,
     fake_upstream: FakeUpstream,
@@ -212,7 +212,9 @@ async def test_rate_limit_is_http_429(
     fake_upstream.set_fault(provider.name, Fault("rate_limit", retry_after=7))
     outcome = await Executor(client, make_settings()).run(provider, pages(2))
     assert outcome.counts == {}
-    assert {(e.kind, e.status) for e in outcome.errors.values()} == {("http", 429)}
+    assert {(e.kind, e.status) for e in outcome.errors.values()} == {("throttled", 429)}
+    assert outcome.problem is not None
+    assert (outcome.problem.kind, outcome.problem.retry_after) == ("throttled", 7.0)
 
 
 @pytest.mark.parametrize("provider", [HackerNews, Hatena])
@@ -279,7 +281,8 @@ async def test_one_failing_batch_keeps_the_others(
     fake_upstream.set_count("hackernews", "https://example.com/post/0", 8)
     hn = await executor.run(HackerNews, pages(1))
     hatena = await executor.run(Hatena, pages(1))
-    assert hn == FetchOutcome(counts={"https://example.com/post/0": 8})
+    assert hn.counts == {"https://example.com/post/0": 8}
+    assert hn.errors == {}
     assert hatena.counts == {}
     assert hatena.errors["https://example.com/post/0"].status == 500
 

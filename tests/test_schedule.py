@@ -135,7 +135,7 @@ async def test_tick_claims_at_most_claim_size(
             store,
             Executor(client, settings),
             {"hatena": Hatena},
-            settings.schedule,
+            settings,
         )
         assert [await poller.tick() for _ in range(4)] == [30, 30, 10, 0]
     assert len(fake_upstream.calls("hatena")) == 3
@@ -152,7 +152,7 @@ async def test_two_pollers_never_fetch_a_url_twice(
         fake_upstream.set_count("hackernews", url, i + 1)
     async with httpx.AsyncClient() as a, httpx.AsyncClient() as b:
         pollers = [
-            Poller(store, Executor(c, settings), {"hackernews": HackerNews}, settings.schedule)
+            Poller(store, Executor(c, settings), {"hackernews": HackerNews}, settings)
             for c in (a, b)
         ]
         claimed = 0
@@ -215,7 +215,7 @@ async def test_health_follows_ticks(
 
     async def hatena_state() -> str:
         record = (await store.providers(["hatena"]))["hatena"]
-        return assess(Hatena, settings, record).state
+        return assess(Hatena, settings, record, time.time()).state
 
     async def tick_now() -> None:
         await store.reschedule({PAGE: 0})
@@ -237,7 +237,7 @@ async def test_health_follows_ticks(
     assert await hatena_state() == "failing"
     record = (await store.providers(["hatena"]))["hatena"]
     assert record.consecutive_failures == 2
-    assert assess(Hatena, settings, record).reason == "the last 2 requests failed"
+    assert assess(Hatena, settings, record, time.time()).reason == "the last 2 requests failed"
     await tick_now()
     assert await hatena_state() == "failing"
 
@@ -246,32 +246,32 @@ async def test_health_follows_ticks(
     assert await hatena_state() == "ok"
     assert (await store.providers(["hatena"]))["hatena"].consecutive_failures == 0
     hn = (await store.providers(["hackernews"]))["hackernews"]
-    assert assess(HackerNews, settings, hn).state == "ok"
+    assert assess(HackerNews, settings, hn, time.time()).state == "ok"
 
 
 def test_health_disabled_and_unconfigured(make_settings: SettingsFactory) -> None:
     failing = ProviderRecord(last_failure_at=1.0, consecutive_failures=10)
     off = make_settings(providers={"hatena": {"enabled": False}})
-    assert assess(Hatena, off, failing).state == "disabled"
-    assert assess(Hatena, off, ProviderRecord()).state == "disabled"
-    assert assess(HackerNews, off, ProviderRecord()).state == "pending"
+    assert assess(Hatena, off, failing, time.time()).state == "disabled"
+    assert assess(Hatena, off, ProviderRecord(), time.time()).state == "disabled"
+    assert assess(HackerNews, off, ProviderRecord(), time.time()).state == "pending"
 
     bare = make_settings()
-    verdict = assess(NeedsKey, bare, failing)
+    verdict = assess(NeedsKey, bare, failing, time.time())
     assert verdict.state == "unconfigured"
     assert "FLARES_PROVIDERS__NEEDSKEY__APP_ID" in verdict.reason
     assert "FLARES_PROVIDERS__NEEDSKEY__APP_SECRET" in verdict.reason
 
     half = make_settings(providers={"needskey": {"app_id": "123"}})
-    verdict = assess(NeedsKey, half, ProviderRecord())
+    verdict = assess(NeedsKey, half, ProviderRecord(), time.time())
     assert verdict.state == "unconfigured"
     assert "APP_SECRET" in verdict.reason
     assert "APP_ID" not in verdict.reason
     assert "123" not in verdict.reason
 
     full = make_settings(providers={"needskey": {"app_id": "123", "app_secret": "shh"}})
-    assert assess(NeedsKey, full, ProviderRecord()).state == "pending"
-    assert assess(NeedsKey, full, failing).state == "failing"
+    assert assess(NeedsKey, full, ProviderRecord(), time.time()).state == "pending"
+    assert assess(NeedsKey, full, failing, time.time()).state == "failing"
 
 
 @pytest.mark.parametrize(
@@ -287,4 +287,4 @@ def test_health_disabled_and_unconfigured(make_settings: SettingsFactory) -> Non
 def test_health_states_from_records(
     make_settings: SettingsFactory, record: ProviderRecord, state: str
 ) -> None:
-    assert assess(Hatena, make_settings(), record).state == state
+    assert assess(Hatena, make_settings(), record, time.time()).state == state

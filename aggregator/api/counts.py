@@ -53,6 +53,7 @@ def counts_body(runtime: Runtime, record: UrlRecord) -> CountsResponse:
             count=rec.count if rec else None,
             fetched_at=timestamp(rec.fetched_at) if rec else None,
             state=network_state(rec),
+            parts=rec.parts if rec else {},
         )
         for name in names
         for rec in [record.networks.get(name)]

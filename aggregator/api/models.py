@@ -32,6 +32,10 @@ class NetworkCount(BaseModel):
     state: NetworkState = Field(
         description="ok, pending (not fetched yet) or error (last fetch failed)"
     )
+    parts: dict[str, int] = Field(
+        default_factory=dict,
+        description="Components the network reports next to the count (e.g. shares, comments)",
+    )
 
 
 class CountsResponse(BaseModel):
@@ -49,10 +53,11 @@ class ProviderOut(BaseModel):
     status: Literal["live", "undocumented", "paid", "retired"] = Field(
         description="What the network offers, independent of how our calls go"
     )
-    status_since: date | None
+    status_since: date | None = Field(description="Since when the status holds, e.g. retired on")
+    docs_url: str | None = Field(description="The network's documentation of the endpoint")
     enabled: bool
     configured: bool
-    state: Literal["ok", "failing", "pending", "unconfigured", "disabled"]
+    state: Literal["ok", "failing", "pending", "throttled", "rejected", "unconfigured", "disabled"]
     reason: str
     batch_size: int
     last_success_at: datetime | None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter
 
 from aggregator.api.counts import timestamp
 from aggregator.api.deps import RuntimeDep
 from aggregator.api.errors import ApiError
 from aggregator.api.models import ErrorBody, ProviderOut, ProvidersResponse
-from aggregator.health import assess, is_enabled, missing_credentials
+from aggregator.health import assess, is_enabled, missing_settings
 from aggregator.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["providers"])
@@ -17,18 +19,20 @@ router = APIRouter(prefix="/api/v1", tags=["providers"])
 async def provider_views(runtime: Runtime, names: list[str]) -> list[ProviderOut]:
     records = await runtime.store.providers(names)
     tracked = await runtime.store.tracked_count()
+    now = time.time()
     views = []
     for name in names:
         cls, record = runtime.providers[name], records[name]
-        verdict = assess(cls, runtime.settings, record)
+        verdict = assess(cls, runtime.settings, record, now)
         views.append(
             ProviderOut(
                 name=name,
                 label=cls.label,
                 status=cls.status.value,
                 status_since=cls.status_since,
+                docs_url=cls.docs_url,
                 enabled=is_enabled(cls, runtime.settings),
-                configured=not missing_credentials(cls, runtime.settings),
+                configured=not missing_settings(cls, runtime.settings),
                 state=verdict.state,
                 reason=verdict.reason,
                 batch_size=cls.batch_size,
