@@ -47,6 +47,11 @@ def _logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request URL at INFO, and some networks take their token in the query.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # APScheduler announces every tick at INFO: seconds apart, it would drown everything else.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _exit_quietly(signum: int, frame: FrameType | None) -> None:
@@ -175,16 +180,28 @@ def providers(config: ConfigOpt = None, api: ApiOpt = None, as_json: JsonOpt = F
         out.print_json(data=rows)
         return
     table = Table(title="providers")
-    for column in ("name", "network", "state", "reason", "last success", "last error"):
+    for column in (
+        "name",
+        "network",
+        "on",
+        "state",
+        "reason",
+        "last success",
+        "last error",
+        "docs",
+    ):
         table.add_column(column)
     for p in rows:
         table.add_row(
             p["name"],
             p["status"] + (f" since {p['status_since']}" if p["status_since"] else ""),
+            ("enabled" if p["enabled"] else "disabled")
+            + ("" if p["configured"] else ", unconfigured"),
             p["state"],
             p["reason"],
             p["last_success_at"] or "",
             p["last_error"] or "",
+            p["docs_url"] or "",
         )
     out.print(table)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 from urllib.parse import quote, quote_plus
 
@@ -18,6 +20,7 @@ ErrorKind = Literal[
     "request", "auth", "timeout", "connect", "http", "parse", "missing", "throttled", "rejected"
 ]
 MAX_MESSAGE = 200
+log = logging.getLogger(__name__)
 # A token is renewed this long before the network says it expires.
 TOKEN_MARGIN = 60.0
 
@@ -84,6 +87,8 @@ class Executor:
         self._slots = asyncio.Semaphore(settings.schedule.concurrency)
         # Bearer tokens from providers' auth steps, per provider, with their expiry (monotonic).
         self._tokens: dict[str, tuple[Token, float]] = {}
+        # One auth step at a time per provider: concurrent batches wait for its token.
+        self._token_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def run(self, provider: type[Provider], urls: Sequence[str]) -> FetchOutcome:
         """Fetch every URL in batches of the provider's size; errors are results, not raises."""
@@ -98,11 +103,16 @@ class Executor:
     async def _batch(self, provider: type[Provider], urls: Sequence[str]) -> FetchOutcome:
         conf = self._settings.provider(provider.name)
         try:
-            return await self._fetch(provider, conf, urls, retry_auth=True)
+            outcome = await self._fetch(provider, conf, urls, retry_auth=True)
         except FetchFailure as failure:
             error = failure.error
             clean = FetchError(error.kind, scrub(error.message, self._secrets(conf)), error.status)
-            return FetchOutcome(errors=dict.fromkeys(urls, clean), problem=failure.problem)
+            outcome = FetchOutcome(errors=dict.fromkeys(urls, clean), problem=failure.problem)
+        if outcome.problem is not None:
+            # Problem messages are stored and shown in health: they must hold no secret either.
+            message = scrub(outcome.problem.message, self._secrets(conf))
+            outcome.problem = replace(outcome.problem, message=message)
+        return outcome
 
     async def _fetch(
         self,
@@ -138,6 +148,11 @@ class Executor:
             counts = provider.parse(urls, response.content)
         except ParseError as exc:
             raise FetchFailure(FetchError("parse", str(exc))) from exc
+        except Exception as exc:
+            # A plugin's bug must cost its own URLs this round, not the whole tick.
+            log.exception("%s: parse raised instead of ParseError", provider.name)
+            message = f"the provider failed to read the answer ({type(exc).__name__})"
+            raise FetchFailure(FetchError("parse", message)) from exc
         # A 2xx can still say "slow down" (Facebook's X-App-Usage): keep its data, heed the signal.
         outcome = FetchOutcome(problem=problem)
         outcome.observations = {u: observation(counts[u]) for u in urls if u in counts}
@@ -147,6 +162,10 @@ class Executor:
 
     async def _token(self, provider: type[Provider], conf: ProviderSettings) -> Token | None:
         """The provider's bearer token, fetched once and renewed shortly before it expires."""
+        async with self._token_locks[provider.name]:
+            return await self._fresh_token(provider, conf)
+
+    async def _fresh_token(self, provider: type[Provider], conf: ProviderSettings) -> Token | None:
         cached = self._tokens.get(provider.name)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]

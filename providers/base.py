@@ -101,7 +101,11 @@ def count_value(
     """
     number: object = value
     if strings and isinstance(value, str) and value.isascii() and value.strip().isdigit():
-        number = int(value.strip())
+        digits = value.strip()
+        # Past int()'s digit limit a long string raises ValueError; anything this long is absurd.
+        if len(digits) > len(str(MAX_COUNT)):
+            raise ParseError(f"{provider}: {what} {digits[:20]}... is outside 0..{MAX_COUNT}")
+        number = int(digits)
     if floats and isinstance(value, float) and math.isfinite(value):
         number = round(value)
     if isinstance(number, bool) or not isinstance(number, int):

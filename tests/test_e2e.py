@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -11,22 +12,29 @@ import httpx
 import pytest
 from redis import Redis
 
+from providers.registry import discover
+from tests.conftest import DEFAULT_ON
 from tests.fakeupstream import FakeUpstream, Fault
 from tests.service import FlaresProcess, Service, run_cli, wait_for
 
 PAGE = "https://blog.example.com/2026/11/hello"
 
 
-def service_env(fake: FakeUpstream, data_dir: Path) -> dict[str, str]:
-    return {
+def service_env(
+    fake: FakeUpstream, data_dir: Path, enabled: Collection[str] = DEFAULT_ON
+) -> dict[str, str]:
+    """Every provider pointed at the fake upstream; only `enabled` ones switched on."""
+    env = {
         "FLARES_DATA_DIR": str(data_dir),
-        "FLARES_PROVIDERS__HACKERNEWS__BASE_URL": fake.base_url,
-        "FLARES_PROVIDERS__HATENA__BASE_URL": fake.base_url,
         "FLARES_SCHEDULE__TICK_SECONDS": "0.2",
         "FLARES_SCHEDULE__FRESH_INTERVAL": "0.5",
         "FLARES_SCHEDULE__RETRY_INTERVAL": "0.5",
         "FLARES_HEALTH__FAILING_AFTER": "2",
     }
+    for name in discover():
+        env[f"FLARES_PROVIDERS__{name.upper()}__BASE_URL"] = fake.base_url
+        env[f"FLARES_PROVIDERS__{name.upper()}__ENABLED"] = str(name in enabled).lower()
+    return env
 
 
 def counts_when(service: Service, ready: Any) -> dict[str, Any]:
@@ -39,7 +47,7 @@ def counts_when(service: Service, ready: Any) -> dict[str, Any]:
 
 def provider_states(service: Service) -> dict[str, str]:
     rows = service.get("/api/v1/providers").json()["providers"]
-    return {row["name"]: row["state"] for row in rows}
+    return {row["name"]: row["state"] for row in rows if row["enabled"]}
 
 
 def test_track_poll_serve_fail_and_restart(fake_upstream: FakeUpstream, tmp_path: Path) -> None:

@@ -361,3 +361,24 @@ async def test_a_request_that_cannot_be_built_is_an_error_not_a_crash(
     assert {e.kind for e in outcome.errors.values()} == {"request"}
     assert set(outcome.errors) == set(urls)
     assert fake_upstream.calls() == []
+
+
+class Careless(PartialAnswer):
+    """Test-only: a plugin whose parser raises something other than ParseError."""
+
+    name: ClassVar[str] = "careless"
+
+    @classmethod
+    def parse(cls, urls: Sequence[str], body: bytes) -> dict[str, int]:
+        return {urls[0]: [][1]}
+
+
+async def test_a_parser_bug_fails_its_urls_not_the_tick(
+    make_settings: SettingsFactory, client: httpx.AsyncClient, fake_upstream: FakeUpstream
+) -> None:
+    settings = make_settings(providers={"careless": provider_conf(fake_upstream.base_url)})
+    outcome = await Executor(client, settings).run(Careless, pages(2))
+    assert outcome.counts == {}
+    assert {(e.kind, e.message) for e in outcome.errors.values()} == {
+        ("parse", "the provider failed to read the answer (IndexError)")
+    }
