@@ -138,6 +138,15 @@ class Settings(BaseSettings):
             return [str(d).strip().lower().strip(".") for d in value if str(d).strip()]
         return value
 
+    def secret_values(self) -> list[str]:
+        """Every secret in this configuration: what no message, log or page may show."""
+        found = [s for conf in self.providers.values() for s in conf.secrets()]
+        if self.admin_key is not None:
+            found.append(self.admin_key.get_secret_value())
+        if self.redis_url and (password := urlsplit(self.redis_url).password):
+            found.append(password)
+        return found
+
     def provider(self, name: str) -> ProviderSettings:
         """The settings of one provider, defaults when none are given."""
         return self.providers.get(name) or ProviderSettings()

@@ -106,11 +106,11 @@ class Executor:
             outcome = await self._fetch(provider, conf, urls, retry_auth=True)
         except FetchFailure as failure:
             error = failure.error
-            clean = FetchError(error.kind, scrub(error.message, self._secrets(conf)), error.status)
+            clean = FetchError(error.kind, scrub(error.message, self._secrets()), error.status)
             outcome = FetchOutcome(errors=dict.fromkeys(urls, clean), problem=failure.problem)
         if outcome.problem is not None:
             # Problem messages are stored and shown in health: they must hold no secret either.
-            message = scrub(outcome.problem.message, self._secrets(conf))
+            message = scrub(outcome.problem.message, self._secrets())
             outcome.problem = replace(outcome.problem, message=message)
         return outcome
 
@@ -209,6 +209,7 @@ class Executor:
         except httpx.HTTPError as exc:
             raise FetchFailure(FetchError("connect", f"{type(exc).__name__}: {exc}")) from exc
 
-    def _secrets(self, conf: ProviderSettings) -> list[str]:
+    def _secrets(self) -> list[str]:
+        # Every secret flares holds, not only this provider's: an answer may quote anything.
         tokens = [token.value for token, _ in self._tokens.values()]
-        return [*conf.secrets(), *tokens]
+        return [*self._settings.secret_values(), *tokens]

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -14,6 +15,8 @@ from redis import Redis
 
 from providers.registry import discover
 from tests.conftest import DEFAULT_ON
+from tests.fakes import bluesky as fake_bluesky
+from tests.fakes import reddit as fake_reddit
 from tests.fakeupstream import FakeUpstream, Fault
 from tests.service import FlaresProcess, Service, run_cli, wait_for
 
@@ -169,3 +172,91 @@ def test_config_masks_secrets(secret: str, tmp_path: Path) -> None:
     assert shown["allowed_domains"] == ["example.com"]
     assert shown["schedule"]["tick_seconds"] == 3.0, "the environment overrides the file"
     assert shown["redis_url"] == "redis://:***@127.0.0.1:6379/0"
+
+
+# One distinct count per network, so a mixed-up network shows in the total.
+EVERY_COUNT = {
+    "facebook": 58,
+    "twitter": 110,
+    "pinterest": 7,
+    "linkedin": 83,
+    "buffer": 4,
+    "googleplus": 2,
+    "reddit": 31,
+    "hackernews": 12,
+    "hatena": 9,
+    "vk": 5,
+    "ok": 3,
+    "tumblr": 6,
+    "bluesky": 11,
+}
+SECRETS = {
+    "FLARES_ADMIN_KEY": "adm1n-k3y/with+chars=&",
+    "FLARES_PROVIDERS__FACEBOOK__APP_ID": "fb-app-id-771",
+    "FLARES_PROVIDERS__FACEBOOK__APP_SECRET": "fb/app+secret=&9",
+    "FLARES_PROVIDERS__TWITTER__BEARER_TOKEN": "AAAA-tw/bearer+token=",
+    "FLARES_PROVIDERS__REDDIT__CLIENT_ID": fake_reddit.CLIENT_ID,
+    "FLARES_PROVIDERS__REDDIT__CLIENT_SECRET": fake_reddit.CLIENT_SECRET,
+    "FLARES_PROVIDERS__BLUESKY__HANDLE": fake_bluesky.HANDLE,
+    "FLARES_PROVIDERS__BLUESKY__APP_PASSWORD": fake_bluesky.APP_PASSWORD,
+}
+
+
+def leaked(text: str) -> list[str]:
+    """The secrets that appear in `text`, raw or URL-encoded."""
+    return [
+        name
+        for name, secret in SECRETS.items()
+        if any(form in text for form in {secret, quote(secret, safe=""), quote_plus(secret)})
+    ]
+
+
+def test_every_provider_at_once_and_no_secret_anywhere(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    for network, count in EVERY_COUNT.items():
+        fake_upstream.set_count(network, PAGE, count)
+    env = {**service_env(fake_upstream, tmp_path / "data", enabled=EVERY_COUNT), **SECRETS}
+    service = Service(env, tmp_path / "serve.log").start()
+    cli_env = {**env, "FLARES_PORT": str(service.port)}
+    outputs: list[str] = []
+    try:
+        assert run_cli(["track", PAGE], cli_env).returncode == 0
+        body = counts_when(service, lambda b: b["total"] == sum(EVERY_COUNT.values()))
+        assert {n: v["count"] for n, v in body["networks"].items()} == EVERY_COUNT
+        assert body["networks"]["reddit"]["parts"]["score"] == EVERY_COUNT["reddit"]
+        assert set(provider_states(service).values()) == {"ok"}
+        outputs.append(json.dumps(body))
+
+        # Every network now answers garbage that quotes every secret, and Facebook says the
+        # token is invalid, quoting it: none of it may come back out of flares.
+        echo = " ".join(SECRETS.values()).encode()
+        fake_upstream.set_fault(None, Fault("answer", status=200, body=b"<html>" + echo))
+        graph_error = json.dumps(
+            {"error": {"code": 190, "type": "OAuthException", "message": echo.decode()}}
+        )
+        fake_upstream.set_fault("facebook", Fault("answer", status=400, body=graph_error.encode()))
+        wait_for(
+            lambda: (
+                all(
+                    row["last_error"]
+                    for row in service.get("/api/v1/providers").json()["providers"]
+                )
+                or None
+            ),
+            "every provider to record its error",
+        )
+        assert provider_states(service)["facebook"] == "rejected"
+        for path in ["/api/v1/providers", "/openapi.json", "/readyz"]:
+            outputs.append(service.get(path).text)
+        outputs += [service.get(f"/api/v1/providers/{name}").text for name in EVERY_COUNT]
+        outputs.append(service.get("/api/v1/counts", url=PAGE).text)
+        for args in (["providers"], ["providers", "--json"], ["counts", PAGE], ["config"]):
+            result = run_cli(args, cli_env)
+            assert result.returncode == 0, result.stderr
+            outputs += [result.stdout, result.stderr]
+        assert body["total"] == sum(EVERY_COUNT.values())
+    finally:
+        service.stop()
+    outputs.append(service.output())
+    assert [leaked(text) for text in outputs] == [[] for _ in outputs]
