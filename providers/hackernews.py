@@ -42,6 +42,7 @@ class HackerNews(Provider):
     name: ClassVar[str] = "hackernews"
     label: ClassVar[str] = "Hacker News"
     status: ClassVar[NetworkStatus] = NetworkStatus.LIVE
+    docs_url: ClassVar[str | None] = "https://hn.algolia.com/api"
     endpoint: ClassVar[str] = "https://hn.algolia.com/api/v1/search"
     batch_size: ClassVar[int] = 1
     # Algolia returns at most 1,000 hits whatever the page (algolia/hn-search#230).

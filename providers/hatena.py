@@ -22,6 +22,9 @@ class Hatena(Provider):
     name: ClassVar[str] = "hatena"
     label: ClassVar[str] = "Hatena Bookmark"
     status: ClassVar[NetworkStatus] = NetworkStatus.LIVE
+    docs_url: ClassVar[str | None] = (
+        "https://developer.hatena.ne.jp/ja/documents/bookmark/apis/getcount"
+    )
     endpoint: ClassVar[str] = "https://bookmark.hatenaapis.com/count/entries"
     single_endpoint: ClassVar[str] = "https://bookmark.hatenaapis.com/count/entry"
     batch_size: ClassVar[int] = 50
