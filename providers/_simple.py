@@ -12,6 +12,7 @@ from providers.base import (
     ProviderRequest,
     count_value,
     json_body,
+    one_url,
     rebase,
     unwrap_call,
 )
@@ -24,13 +25,6 @@ PAGE = "{page}"
 ERROR_KEYS = ("error", "errors", "error_code", "error_msg", "message")
 # A count string longer than this is no count; int() would refuse past 4,300 digits anyway.
 MAX_DIGITS = 40
-
-
-def one_url(provider: str, urls: Sequence[str]) -> str:
-    """The only URL of a batch; ValueError when the batch does not hold exactly one."""
-    if len(urls) != 1:
-        raise ValueError(f"{provider} takes exactly one URL per request, got {len(urls)}")
-    return urls[0]
 
 
 def excerpt(value: object) -> str:

@@ -92,12 +92,26 @@ def json_body(provider: str, body: bytes) -> Any:
         raise ParseError(f"{provider}: body is not JSON: {exc}") from exc
 
 
+def one_url(provider: str, urls: Sequence[str], error: type[ValueError] = ValueError) -> str:
+    """The only URL of a batch; `error` (ValueError, or ParseError in a parser) otherwise."""
+    if len(urls) != 1:
+        raise error(f"{provider} takes exactly one URL per request, got {len(urls)}")
+    return urls[0]
+
+
 def count_value(
-    provider: str, value: object, what: str, *, strings: bool = False, floats: bool = False
+    provider: str,
+    value: object,
+    what: str,
+    *,
+    strings: bool = False,
+    floats: bool = False,
+    negative_is_zero: bool = False,
 ) -> int:
     """A count from 0 to MAX_COUNT; ParseError for anything else (a bool is not a count).
 
-    `strings` admits decimal digit strings ("12"), `floats` rounds whole-ish floats (12.0).
+    `strings` admits decimal digit strings ("12"), `floats` rounds whole-ish floats (12.0),
+    `negative_is_zero` reads a score that sank below zero as no shares rather than an error.
     """
     number: object = value
     if strings and isinstance(value, str) and value.isascii() and value.strip().isdigit():
@@ -110,6 +124,8 @@ def count_value(
         number = round(value)
     if isinstance(number, bool) or not isinstance(number, int):
         raise ParseError(f"{provider}: {what} {value!r} is not an integer count")
+    if negative_is_zero and -MAX_COUNT <= number < 0:
+        number = 0
     if not 0 <= number <= MAX_COUNT:
         raise ParseError(f"{provider}: {what} {number} is outside 0..{MAX_COUNT}")
     return number

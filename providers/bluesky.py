@@ -18,6 +18,7 @@ from providers.base import (
     Token,
     count_value,
     json_body,
+    one_url,
     rebase,
 )
 
@@ -97,12 +98,11 @@ class Bluesky(Provider):
         cls, urls: Sequence[str], base_url: str | None, config: Mapping[str, str]
     ) -> ProviderRequest:
         """searchPosts with `q` (required by the lexicon) and the `url` link filter."""
-        if len(urls) != 1:
-            raise ValueError(f"{cls.name} takes exactly one URL per request, got {len(urls)}")
+        page = one_url(cls.name, urls)
         token = config.get("token")
         if not token:
             raise ValueError(f"{cls.name} needs handle and app_password for a session")
-        params = (("q", urls[0]), ("url", urls[0]), ("limit", str(cls.page_size)))
+        params = (("q", page), ("url", page), ("limit", str(cls.page_size)))
         return ProviderRequest(
             url=rebase(cls.endpoint, base_url),
             params=params,
@@ -112,8 +112,7 @@ class Bluesky(Provider):
     @classmethod
     def parse(cls, urls: Sequence[str], body: bytes) -> dict[str, int]:
         """`hitsTotal` when given, else the number of posts on the page."""
-        if len(urls) != 1:
-            raise ParseError(f"{cls.name}: one URL per answer, asked for {len(urls)}")
+        one_url(cls.name, urls, ParseError)
         data = json_body(cls.name, body)
         if isinstance(data, dict) and "error" in data:
             raise ParseError(f"{cls.name}: error answer {str(data['error'])[:80]}")

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any, ClassVar
 
-from providers._simple import OneUrlProvider, excerpt, field_count, nested, one_url
-from providers.base import NetworkStatus, ParseError, ProviderRequest, json_body, rebase
+from providers._simple import OneUrlProvider, excerpt, field_count, nested
+from providers.base import NetworkStatus, ParseError, ProviderRequest, json_body, one_url, rebase
 
 
 class GooglePlus(OneUrlProvider):

@@ -13,6 +13,7 @@ from providers.base import (
     ProviderRequest,
     count_value,
     json_body,
+    one_url,
     rebase,
 )
 
@@ -53,10 +54,9 @@ class HackerNews(Provider):
         cls, urls: Sequence[str], base_url: str | None, credentials: Mapping[str, str]
     ) -> ProviderRequest:
         """Search stories whose url attribute matches the page's tokens."""
-        if len(urls) != 1:
-            raise ValueError(f"{cls.name} takes exactly one URL per request, got {len(urls)}")
+        page = one_url(cls.name, urls)
         params = (
-            ("query", urls[0]),
+            ("query", page),
             ("restrictSearchableAttributes", "url"),
             ("tags", "story"),
             ("hitsPerPage", str(cls.hits_per_page)),
@@ -85,10 +85,8 @@ class HackerNews(Provider):
                 if hit_url is None or target is None or _page_key(hit_url) != target:
                     continue
                 points = hit.get("points")
-                if isinstance(points, int) and not isinstance(points, bool) and points < 0:
-                    # A flagged story's score can sink below zero; it never takes shares away.
-                    points = 0
                 if points is not None:
-                    total += count_value(cls.name, points, "points")
+                    # A flagged story's score can sink below zero; it never takes shares away.
+                    total += count_value(cls.name, points, "points", negative_is_zero=True)
             counts[url] = total
         return counts

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from providers.base import (
-    MAX_COUNT,
     NetworkStatus,
     Observation,
     ParseError,
@@ -16,6 +15,7 @@ from providers.base import (
     Token,
     count_value,
     json_body,
+    one_url,
     rebase,
 )
 
@@ -78,22 +78,20 @@ class Reddit(Provider):
         cls, urls: Sequence[str], base_url: str | None, config: Mapping[str, str]
     ) -> ProviderRequest:
         """`GET /api/info?url=` on the OAuth host with the bearer token."""
-        if len(urls) != 1:
-            raise ValueError(f"{cls.name} takes exactly one URL per request, got {len(urls)}")
+        page = one_url(cls.name, urls)
         token = config.get("token")
         if not token:
             raise ValueError(f"{cls.name} needs client_id and client_secret for a token")
         return ProviderRequest(
             url=rebase(cls.endpoint, base_url),
-            params=(("url", urls[0]),),
+            params=(("url", page),),
             headers={"Authorization": f"bearer {token}"},
         )
 
     @classmethod
     def parse(cls, urls: Sequence[str], body: bytes) -> dict[str, Observation]:
         """Sum `score` and `num_comments` over the Listing's t3 children; no children is 0."""
-        if len(urls) != 1:
-            raise ParseError(f"{cls.name}: one URL per answer, asked for {len(urls)}")
+        one_url(cls.name, urls, ParseError)
         data = json_body(cls.name, body)
         if isinstance(data, dict) and "error" in data:
             raise ParseError(f"{cls.name}: error answer {_error_text(data)}")
@@ -107,15 +105,8 @@ class Reddit(Provider):
             if child.get("kind") != "t3":
                 continue  # only link submissions count; api/info by url lists nothing else
             link: dict[str, Any] = child["data"]
-            points = link.get("score")
-            if (
-                isinstance(points, int)
-                and not isinstance(points, bool)
-                and -MAX_COUNT <= points < 0
-            ):
-                # A downvoted submission has a negative balance; it never takes shares away.
-                points = 0
-            score += count_value(cls.name, points, "score")
+            # A downvoted submission has a negative balance; it never takes shares away.
+            score += count_value(cls.name, link.get("score"), "score", negative_is_zero=True)
             comments += count_value(cls.name, link.get("num_comments"), "num_comments")
         total = count_value(cls.name, score, "summed score")
         parts = {"score": total, "comments": count_value(cls.name, comments, "summed comments")}

@@ -20,6 +20,7 @@ from providers.base import (
     ProviderRequest,
     count_value,
     json_body,
+    one_url,
     rebase,
 )
 
@@ -60,9 +61,7 @@ class Twitter(Provider):
         cls, urls: Sequence[str], base_url: str | None, config: Mapping[str, str]
     ) -> ProviderRequest:
         """v2: `query=url:"<url>"`, day buckets, bearer token header; legacy: `?url=` only."""
-        if len(urls) != 1:
-            raise ValueError(f"{cls.name} takes exactly one URL per request, got {len(urls)}")
-        url = urls[0]
+        url = one_url(cls.name, urls)
         mode = config.get("mode") or V2
         if mode == LEGACY:
             return ProviderRequest(
@@ -81,8 +80,7 @@ class Twitter(Provider):
     @classmethod
     def parse(cls, urls: Sequence[str], body: bytes) -> dict[str, int | Observation]:
         """Tell the format by its shape: v2 has data/meta, legacy count.json has count."""
-        if len(urls) != 1:
-            raise ParseError(f"{cls.name}: answers are for exactly one URL, got {len(urls)}")
+        one_url(cls.name, urls, ParseError)
         data = json_body(cls.name, body)
         if not isinstance(data, dict):
             raise ParseError(f"{cls.name}: body is not an object")
