@@ -147,6 +147,33 @@ def track(urls: list[str], config: ConfigOpt = None, api: ApiOpt = None) -> None
 
 
 @app.command()
+def refresh(
+    urls: Annotated[list[str] | None, typer.Argument(help="Pages to refresh")] = None,
+    domain: Annotated[str | None, typer.Option(help="Every page of this domain")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every tracked page")] = False,
+    config: ConfigOpt = None,
+    api: ApiOpt = None,
+) -> None:
+    """Move pages to the front of the queue, for every network, within each network's budget."""
+    settings = _settings(config)
+    bodies: list[dict[str, Any]] = [{"url": u} for u in urls or []]
+    if domain:
+        bodies.append({"domain": domain})
+    if everything:
+        bodies.append({"all": True})
+    if not bodies:
+        err.print("[red]nothing to refresh:[/red] give URLs, --domain or --all")
+        raise typer.Exit(2)
+    total = 0
+    for body in bodies:
+        response = _call(settings, api, "POST", "/api/v1/refresh", json=body)
+        if response.status_code != 200:
+            raise _fail(response)
+        total += response.json()["refreshed"]
+    out.print(f"refreshing {total} page(s)")
+
+
+@app.command()
 def counts(
     url: str, config: ConfigOpt = None, api: ApiOpt = None, as_json: JsonOpt = False
 ) -> None:

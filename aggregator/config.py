@@ -48,6 +48,10 @@ class ProviderSettings(BaseModel):
     user_agent: str | None = None
     mode: str | None = None
     graph_version: str | None = None
+    # Unset: the provider's defaults, taken from the network's documented limits.
+    budget_requests: int | None = Field(default=None, ge=1)
+    budget_window: float | None = Field(default=None, gt=0)
+    concurrency: int | None = Field(default=None, ge=1)
 
     @field_validator("base_url")
     @classmethod
@@ -96,13 +100,26 @@ class ScheduleSettings(BaseModel):
     recent_interval: float = Field(default=21_600.0, gt=0)
     old_interval: float = Field(default=432_000.0, gt=0)
     retry_interval: float = Field(default=300.0, gt=0)
+    # Spread refreshes by +/- this share of the interval, so a bulk import does not stay in step.
+    jitter: float = Field(default=0.1, ge=0, le=0.5)
+    # A URL whose count rose at its last fetch comes back after this share of its interval...
+    moved_factor: float = Field(default=0.5, gt=0, le=1)
+    # ...but never sooner than this (Facebook allows 10 calls per URL per hour).
+    min_interval: float = Field(default=600.0, gt=0)
     concurrency: int = Field(default=8, ge=1, le=1_000)
+    # Retries of a request after a transient error (connection, timeout, 5xx), with backoff.
+    retries: int = Field(default=2, ge=0, le=10)
+    backoff: float = Field(default=0.5, gt=0)
+    backoff_max: float = Field(default=8.0, gt=0)
 
 
 class HealthSettings(BaseModel):
     """When a provider counts as failing."""
 
     failing_after: int = Field(default=3, ge=1)
+    # The circuit breaker opens after this many failed requests in a row, for the cool-down.
+    breaker_after: int = Field(default=5, ge=1)
+    breaker_cooldown: float = Field(default=300.0, gt=0)
 
 
 class Settings(BaseSettings):

@@ -6,19 +6,41 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Literal
 from urllib.parse import quote, quote_plus
 
 import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from aggregator.config import ProviderSettings, Settings
+from aggregator.gate import Gate, Limits, Pass, Refusal, Refused, Result
+from aggregator.health import fingerprint
 from providers.base import Observation, ParseError, Problem, Provider, ProviderRequest, Token
 
 ErrorKind = Literal[
-    "request", "auth", "timeout", "connect", "http", "parse", "missing", "throttled", "rejected"
+    "request",
+    "auth",
+    "timeout",
+    "connect",
+    "http",
+    "parse",
+    "missing",
+    "throttled",
+    "rejected",
+    "deferred",
 ]
+# Errors worth another attempt after a pause: the network may answer next time.
+TRANSIENT: frozenset[ErrorKind] = frozenset({"timeout", "connect"})
+# Outcomes that say nothing about whether the network works: they move no breaker.
+NEUTRAL: frozenset[ErrorKind] = frozenset({"throttled", "rejected", "request"})
 MAX_MESSAGE = 200
 log = logging.getLogger(__name__)
 # A token is renewed this long before the network says it expires.
@@ -41,6 +63,8 @@ class FetchOutcome:
     observations: dict[str, Observation] = field(default_factory=dict)
     errors: dict[str, FetchError] = field(default_factory=dict)
     problem: Problem | None = None
+    # For URLs the gate held back ("deferred"): seconds until the provider may be asked again.
+    wait: float | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -50,6 +74,17 @@ class FetchOutcome:
         self.observations.update(other.observations)
         self.errors.update(other.errors)
         self.problem = self.problem or other.problem
+        waits = [w for w in (self.wait, other.wait) if w is not None]
+        self.wait = min(waits) if waits else None
+
+
+REFUSALS: dict[Refusal, str] = {
+    "throttled": "the network asked to wait",
+    "rejected": "the network refused the credentials; waiting for new ones",
+    "breaker": "the circuit breaker is open after repeated failures",
+    "busy": "every request slot is in use",
+    "budget": "the request budget is spent for now",
+}
 
 
 class FetchFailure(Exception):
@@ -59,6 +94,29 @@ class FetchFailure(Exception):
         super().__init__(error.message)
         self.error = error
         self.problem = problem
+
+    @property
+    def transient(self) -> bool:
+        status = self.error.status
+        return self.error.kind in TRANSIENT or (
+            self.error.kind == "http" and status is not None and status >= 500
+        )
+
+
+class Deferred(Exception):
+    """The gate held the request back: the URLs stay due and nothing counts as failed."""
+
+    def __init__(self, refused: Refused) -> None:
+        super().__init__(f"held back: {refused.reason}")
+        self.refused = refused
+
+
+@dataclass
+class Report:
+    """How a request went, filled in while it runs and handed to the gate afterwards."""
+
+    result: Result = "failed"
+    message: str = ""
 
 
 def scrub(message: str, secrets: Iterable[str]) -> str:
@@ -74,6 +132,11 @@ def chunks(urls: Sequence[str], size: int) -> list[Sequence[str]]:
     return [urls[i : i + size] for i in range(0, len(urls), max(1, size))]
 
 
+def throttle_wait(provider: type[Provider], problem: Problem) -> float:
+    """How long a throttled provider waits: what the network said, else the provider's default."""
+    return problem.retry_after if problem.retry_after is not None else provider.throttle_seconds
+
+
 def observation(value: int | Observation) -> Observation:
     return value if isinstance(value, Observation) else Observation(value)
 
@@ -81,9 +144,13 @@ def observation(value: int | Observation) -> Observation:
 class Executor:
     """Sends providers' requests through one pooled client with timeouts and bounded concurrency."""
 
-    def __init__(self, client: httpx.AsyncClient, settings: Settings) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, settings: Settings, gate: Gate | None = None
+    ) -> None:
         self._client = client
         self._settings = settings
+        # Without a gate (a unit under test) requests go out unlimited and unrecorded.
+        self._gate = gate
         self._slots = asyncio.Semaphore(settings.schedule.concurrency)
         # Bearer tokens from providers' auth steps, per provider, with their expiry (monotonic).
         self._tokens: dict[str, tuple[Token, float]] = {}
@@ -103,16 +170,42 @@ class Executor:
     async def _batch(self, provider: type[Provider], urls: Sequence[str]) -> FetchOutcome:
         conf = self._settings.provider(provider.name)
         try:
-            outcome = await self._fetch(provider, conf, urls, retry_auth=True)
+            outcome = await self._attempts(provider, conf, urls)
+        except Deferred as held:
+            refused = held.refused
+            error = FetchError("deferred", f"not asked: {REFUSALS[refused.reason]}")
+            # A refused credential is not coming back by itself: no early retry for it.
+            wait = None if refused.reason == "rejected" else refused.wait
+            outcome = FetchOutcome(errors=dict.fromkeys(urls, error), wait=wait)
         except FetchFailure as failure:
             error = failure.error
             clean = FetchError(error.kind, scrub(error.message, self._secrets()), error.status)
             outcome = FetchOutcome(errors=dict.fromkeys(urls, clean), problem=failure.problem)
+            if failure.problem is not None and failure.problem.kind == "throttled":
+                outcome.wait = throttle_wait(provider, failure.problem)
         if outcome.problem is not None:
             # Problem messages are stored and shown in health: they must hold no secret either.
             message = scrub(outcome.problem.message, self._secrets())
             outcome.problem = replace(outcome.problem, message=message)
         return outcome
+
+    async def _attempts(
+        self, provider: type[Provider], conf: ProviderSettings, urls: Sequence[str]
+    ) -> FetchOutcome:
+        """Fetch, retrying transient errors with exponential backoff and jitter; never a 4xx."""
+        schedule = self._settings.schedule
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(schedule.retries + 1),
+            wait=wait_exponential_jitter(
+                multiplier=schedule.backoff, max=schedule.backoff_max, jitter=schedule.backoff
+            ),
+            retry=retry_if_exception(lambda e: isinstance(e, FetchFailure) and e.transient),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._fetch(provider, conf, urls, retry_auth=True)
+        raise AssertionError("tenacity neither returned nor raised")  # pragma: no cover
 
     async def _fetch(
         self,
@@ -130,11 +223,22 @@ class Executor:
             request = provider.build_request(urls, conf.base_url, config)
         except ValueError as exc:
             raise FetchFailure(FetchError("request", f"cannot build the request: {exc}")) from exc
-        response = await self._send(request, conf)
-        if response.status_code == 401 and token is not None and retry_auth:
-            # The token may have been revoked early: renew it once before calling this a failure.
-            self._tokens.pop(provider.name, None)
-            return await self._fetch(provider, conf, urls, retry_auth=False)
+        cost = len(urls) if provider.cost_per_url else 1
+        async with self._admitted(provider, conf, cost) as report:
+            response = await self._send(request, conf)
+            if response.status_code == 401 and token is not None and retry_auth:
+                # The token may have been revoked early: renew it once before calling it failed.
+                self._tokens.pop(provider.name, None)
+                report.result = "neutral"
+                return await self._fetch(provider, conf, urls, retry_auth=False)
+            outcome = self._read(provider, urls, response)
+            report.result = "ok"
+            return outcome
+
+    def _read(
+        self, provider: type[Provider], urls: Sequence[str], response: httpx.Response
+    ) -> FetchOutcome:
+        """Turn an answer into counts, or into the failure it reports."""
         headers = {k.lower(): v for k, v in response.headers.items()}
         problem = provider.problem(response.status_code, headers, response.content)
         if problem is not None and not response.is_success:
@@ -160,6 +264,54 @@ class Executor:
         outcome.errors = {u: missing for u in urls if u not in counts}
         return outcome
 
+    def limits(self, provider: type[Provider], conf: ProviderSettings) -> Limits:
+        """What this provider may spend: settings over the provider's documented defaults."""
+        budget, window = provider.budget
+        health = self._settings.health
+        return Limits(
+            budget=conf.budget_requests or budget,
+            window=conf.budget_window or window,
+            concurrency=conf.concurrency or provider.concurrency,
+            breaker_after=health.breaker_after,
+            breaker_cooldown=health.breaker_cooldown,
+            slot_seconds=conf.timeout * 2 + 5,
+            fingerprint=fingerprint(provider, self._settings),
+        )
+
+    @asynccontextmanager
+    async def _admitted(
+        self, provider: type[Provider], conf: ProviderSettings, cost: int
+    ) -> AsyncIterator[Report]:
+        """Hold a pass from the gate for one request and report how it went."""
+        report = Report()
+        if self._gate is None:
+            yield report
+            return
+        limits = self.limits(provider, conf)
+        permit = await self._enter(provider.name, cost, limits, conf.timeout)
+        try:
+            yield report
+        except FetchFailure as failure:
+            report.result = "neutral" if failure.error.kind in NEUTRAL else "failed"
+            report.message = scrub(failure.error.message, self._secrets())
+            raise
+        finally:
+            await self._gate.leave(
+                provider.name, permit, report.result, report.message, limits, time.time()
+            )
+
+    async def _enter(self, name: str, cost: int, limits: Limits, patience: float) -> Pass:
+        """A pass from the gate; waits a little for a free slot, defers on anything else."""
+        assert self._gate is not None
+        deadline = time.monotonic() + patience
+        while True:
+            verdict = await self._gate.enter(name, cost, limits, time.time())
+            if isinstance(verdict, Pass):
+                return verdict
+            if verdict.reason != "busy" or time.monotonic() + verdict.wait > deadline:
+                raise Deferred(verdict)
+            await asyncio.sleep(verdict.wait)
+
     async def _token(self, provider: type[Provider], conf: ProviderSettings) -> Token | None:
         """The provider's bearer token, fetched once and renewed shortly before it expires."""
         async with self._token_locks[provider.name]:
@@ -172,18 +324,21 @@ class Executor:
         request = provider.token_request(conf.base_url, conf.values())
         if request is None:
             return None
-        response = await self._send(request, conf)
-        if response.status_code in (400, 401, 403):
-            message = f"the network refused the credentials (HTTP {response.status_code})"
-            problem = Problem("rejected", message)
-            raise FetchFailure(FetchError("rejected", message, response.status_code), problem)
-        if not response.is_success:
-            message = f"auth step: HTTP {response.status_code} {response.reason_phrase}"
-            raise FetchFailure(FetchError("auth", message, response.status_code))
-        try:
-            token = provider.parse_token(response.content)
-        except ParseError as exc:
-            raise FetchFailure(FetchError("auth", f"auth step: {exc}")) from exc
+        # The auth step is a request to the network like any other: same budget, same breaker.
+        async with self._admitted(provider, conf, 1) as report:
+            response = await self._send(request, conf)
+            if response.status_code in (400, 401, 403):
+                message = f"the network refused the credentials (HTTP {response.status_code})"
+                problem = Problem("rejected", message)
+                raise FetchFailure(FetchError("rejected", message, response.status_code), problem)
+            if not response.is_success:
+                message = f"auth step: HTTP {response.status_code} {response.reason_phrase}"
+                raise FetchFailure(FetchError("auth", message, response.status_code))
+            try:
+                token = provider.parse_token(response.content)
+            except ParseError as exc:
+                raise FetchFailure(FetchError("auth", f"auth step: {exc}")) from exc
+            report.result = "ok"
         expires = time.monotonic() + max(0.0, token.expires_in - TOKEN_MARGIN)
         self._tokens[provider.name] = (token, expires)
         return token

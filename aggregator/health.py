@@ -38,10 +38,6 @@ def is_rejected(provider: type[Provider], settings: Settings, record: ProviderRe
     return record.rejected is not None and record.rejected == fingerprint(provider, settings)
 
 
-def is_throttled(record: ProviderRecord, now: float) -> bool:
-    return record.throttled_until is not None and record.throttled_until > now
-
-
 @dataclass(frozen=True)
 class Assessment:
     """A provider's state and the reason for it."""

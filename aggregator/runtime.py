@@ -11,6 +11,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from aggregator.config import Settings
 from aggregator.fetch import Executor
+from aggregator.gate import Gate
 from aggregator.health import is_active
 from aggregator.schedule import Poller
 from aggregator.store import Store
@@ -54,7 +55,7 @@ async def open_runtime(settings: Settings, redis_url: str) -> AsyncIterator[Runt
     try:
         async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
             store = Store(redis)
-            poller = Poller(store, Executor(client, settings), active, settings)
+            poller = Poller(store, Executor(client, settings, Gate(redis)), active, settings)
             yield Runtime(settings=settings, store=store, providers=providers, poller=poller)
     finally:
         await redis.aclose()

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from aggregator.config import ScheduleSettings, Settings
-from aggregator.fetch import Executor, FetchOutcome
-from aggregator.health import fingerprint, is_rejected, is_throttled
+from aggregator.fetch import Executor, throttle_wait
+from aggregator.health import fingerprint
 from aggregator.store import Store
 from providers.base import Problem, Provider
 
 log = logging.getLogger(__name__)
+HELD = frozenset({"deferred", "throttled", "rejected"})
 
 
 def refresh_interval(age: float, conf: ScheduleSettings) -> float:
@@ -28,6 +31,25 @@ def refresh_interval(age: float, conf: ScheduleSettings) -> float:
     return conf.old_interval
 
 
+def owes(fetched_at: float | None, interval: float, now: float) -> bool:
+    """Whether a provider owes a URL a fetch: never fetched, or not within half its interval.
+
+    A URL comes back early when some provider was held back; the others, which answered
+    minutes ago, skip it then instead of spending their budget twice.
+    """
+    return fetched_at is None or now - fetched_at >= interval / 2
+
+
+@dataclass
+class Round:
+    """What one provider's run over the claimed URLs means for their next due times."""
+
+    moved: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+    # URLs the gate held back, and when the provider may be asked again.
+    deferred: dict[str, float] = field(default_factory=dict)
+
+
 class Poller:
     """One tick of work: every process that runs a scheduler shares the queue through Redis."""
 
@@ -37,6 +59,7 @@ class Poller:
         executor: Executor,
         providers: Mapping[str, type[Provider]],
         settings: Settings,
+        rng: random.Random | None = None,
     ) -> None:
         self._store = store
         self._executor = executor
@@ -44,6 +67,7 @@ class Poller:
         self._settings = settings
         self._conf = settings.schedule
         self._busy = asyncio.Lock()
+        self._rng = rng or random.Random()
 
     @property
     def provider_names(self) -> list[str]:
@@ -69,58 +93,71 @@ class Poller:
         if not claimed:
             return 0
         urls = sorted(claimed)
-        records = await self._store.providers(list(self._providers))
-        callable_now = [
-            provider
-            for name, provider in self._providers.items()
-            if not is_throttled(records[name], now)
-            and not is_rejected(provider, self._settings, records[name])
-        ]
-        outcomes = await asyncio.gather(*(self._refresh(p, urls) for p in callable_now))
-        failed = {u for outcome in outcomes for u in outcome.errors}
-        if len(callable_now) < len(self._providers):
-            # A provider that must wait still owes these URLs a fetch: come back soon, not in hours.
-            failed.update(urls)
-        done = time.time()
-        await self._store.reschedule(
-            {
-                url: done
-                + (
-                    min(self._conf.retry_interval, refresh_interval(done - tracked_at, self._conf))
-                    if url in failed
-                    else refresh_interval(done - tracked_at, self._conf)
+        fetched = await self._store.last_fetched(urls, self.provider_names)
+        intervals = {u: refresh_interval(now - claimed[u], self._conf) for u in urls}
+        rounds = await asyncio.gather(
+            *(
+                self._refresh(
+                    provider,
+                    [u for u in urls if owes(fetched[u][name], intervals[u], now)],
                 )
-                for url, tracked_at in claimed.items()
-            }
+                for name, provider in self._providers.items()
+            )
         )
+        await self._store.reschedule(self._next_due(claimed, intervals, rounds))
         return len(claimed)
 
-    async def _refresh(self, provider: type[Provider], urls: list[str]) -> FetchOutcome:
+    def _next_due(
+        self, claimed: Mapping[str, float], intervals: Mapping[str, float], rounds: list[Round]
+    ) -> dict[str, float]:
+        """Next due time per URL: sooner where counts moved, retry where a fetch failed or
+        was held back, jittered so that URLs tracked together drift apart."""
+        conf = self._conf
+        moved = set().union(*(r.moved for r in rounds))
+        failed = set().union(*(r.failed for r in rounds))
+        done = time.time()
+        due: dict[str, float] = {}
+        for url in claimed:
+            interval = intervals[url]
+            if url in moved:
+                # Sooner, but not below the floor, and never later than without the move.
+                interval = min(interval, max(conf.min_interval, interval * conf.moved_factor))
+            interval *= 1 + self._rng.uniform(-conf.jitter, conf.jitter)
+            if url in failed:
+                interval = min(interval, conf.retry_interval)
+            waits = [r.deferred[url] - done for r in rounds if url in r.deferred]
+            if waits:
+                interval = min(interval, max(min(waits), conf.tick_seconds))
+            due[url] = done + interval
+        return due
+
+    async def _refresh(self, provider: type[Provider], urls: list[str]) -> Round:
+        if not urls:
+            return Round()
         outcome = await self._executor.run(provider, urls)
         now = time.time()
-        await self._store.merge_counts(provider.name, outcome.observations, now)
+        result = Round(
+            moved=await self._store.merge_counts(provider.name, outcome.observations, now)
+        )
         if outcome.problem is not None:
             await self._heed(provider, outcome.problem, now)
-        if outcome.errors:
-            await self._store.mark_failed(provider.name, outcome.errors, now)
-            first = next(iter(outcome.errors.values()))
+        # Held back or told to wait: nothing failed, the URLs stay owed.
+        held = {u for u, e in outcome.errors.items() if e.kind in HELD}
+        if held and outcome.wait is not None:
+            result.deferred = dict.fromkeys(held, now + outcome.wait)
+        result.failed = set(outcome.errors) - held
+        if result.failed:
+            await self._store.mark_failed(provider.name, result.failed, now)
+            first = outcome.errors[next(iter(result.failed))]
             log.warning(
-                "%s: %d URL(s) got no data: %s", provider.name, len(outcome.errors), first.message
+                "%s: %d URL(s) got no data: %s", provider.name, len(result.failed), first.message
             )
-            if not outcome.counts:
-                await self._store.record_failure(provider.name, now, first.message)
-        if outcome.counts:
-            await self._store.record_success(provider.name, now)
-        return outcome
+        return result
 
     async def _heed(self, provider: type[Provider], problem: Problem, now: float) -> None:
         """Stop calling a network that throttles us or refused our credentials."""
         if problem.kind == "throttled":
-            wait = (
-                problem.retry_after
-                if problem.retry_after is not None
-                else provider.throttle_seconds
-            )
+            wait = throttle_wait(provider, problem)
             await self._store.throttle(provider.name, now + wait)
             log.warning("%s: throttled for %.0f s: %s", provider.name, wait, problem.message)
         else:

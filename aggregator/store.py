@@ -3,24 +3,33 @@
 Keys (prefix `flares:`):
 - `due`                  sorted set: tracked URL -> unix time it is next due (a claim leases it
                          by pushing the score forward, so a dead worker's URLs come due again)
-- `url:<url>`            hash: tracked_at, updated_at, total and per network `count:<n>` (served,
-                         never lower), `seen:<n>` (last value the network gave), `fetched:<n>`,
-                         `failed:<n>` (times of the last success and failure), `part:<n>:<part>`
+- `url:<url>`            hash: tracked_at, updated_at, forced_at (an admin's refresh), total, and
+                         per network `count:<n>` (served, never lower), `seen:<n>` (last value
+                         the network gave), `fetched:<n>`, `failed:<n>` (times of the last
+                         success and failure), `part:<n>:<part>`
                          (components the network reported), and for networks that report a
                          recent window only, `day:<n>:<YYYY-MM-DD>` buckets plus `base:<n>`, the
                          sum of the days folded in once they left the window
-- `provider:<name>`      hash: last_success_at, last_failure_at, last_error, consecutive_failures,
+- `domain:<host>`        set of the tracked URLs on a host, for refreshing a whole site
+- `hosts`                set of the hosts that have tracked URLs
+- `{provider:<name>}`    hash: last_success_at, last_failure_at, last_error, consecutive_failures,
                          throttled_until, rejected (fingerprint of the credentials a network
-                         refused) and rejected_reason
+                         refused), rejected_reason, and the circuit breaker's breaker_until,
+                         breaker_since and probe_until
+- `{provider:<name>}:budget`  hash: the request budget's window number and counts (gate.py)
+- `{provider:<name>}:slots`   sorted set: requests in flight, scored by when their slot expires
 - `heartbeat`            string with a TTL, set by every running scheduler
+
+The provider keys share a hash tag so that the gate's scripts touch one cluster slot.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Literal, cast
+from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 
@@ -29,10 +38,13 @@ from providers.base import Observation
 PREFIX = "flares:"
 DUE = PREFIX + "due"
 HEARTBEAT = PREFIX + "heartbeat"
+HOSTS = PREFIX + "hosts"
 
 _TRACK = """
 if redis.call('HSETNX', KEYS[1], 'tracked_at', ARGV[1]) == 1 then
   redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('SADD', KEYS[3], ARGV[2])
+  redis.call('SADD', KEYS[4], ARGV[3])
   return 1
 end
 return 0
@@ -90,7 +102,8 @@ redis.call('HSET', KEYS[1], 'seen:' .. net, new, 'fetched:' .. net, now, 'update
 if new > cur then
   redis.call('HSET', KEYS[1], 'count:' .. net, new)
   redis.call('HINCRBY', KEYS[1], 'total', new - math.max(cur, 0))
-  return 1
+  if cur >= 0 then return 1 end
+  return 2
 end
 return 0
 """
@@ -101,6 +114,14 @@ _FAILED = """
 if redis.call('HEXISTS', KEYS[1], 'tracked_at') == 1 then
   redis.call('HSET', KEYS[1], 'failed:' .. ARGV[1], ARGV[2])
 end
+"""
+
+# An admin's refresh: due now (never later than it was) and fetched afresh by every network.
+_FORCE = """
+if redis.call('HEXISTS', KEYS[1], 'tracked_at') == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'forced_at', ARGV[1])
+redis.call('ZADD', KEYS[2], 'XX', 'LT', ARGV[1], ARGV[2])
+return 1
 """
 
 # Lua holds numbers as doubles: above 2^53 a count loses digits, and a huge one is written as
@@ -116,7 +137,19 @@ def url_key(url: str) -> str:
 
 
 def provider_key(name: str) -> str:
-    return f"{PREFIX}provider:{name}"
+    return f"{PREFIX}{{provider:{name}}}"
+
+
+def budget_key(name: str) -> str:
+    return provider_key(name) + ":budget"
+
+
+def slots_key(name: str) -> str:
+    return provider_key(name) + ":slots"
+
+
+def domain_key(host: str) -> str:
+    return f"{PREFIX}domain:{host}"
 
 
 @dataclass(frozen=True)
@@ -152,6 +185,38 @@ class ProviderRecord:
     throttled_until: float | None = None
     rejected: str | None = None
     rejected_reason: str | None = None
+    breaker_until: float | None = None
+    breaker_since: float | None = None
+    probe_until: float | None = None
+
+    def breaker(self, now: float) -> Literal["closed", "open", "half-open"]:
+        """The circuit breaker's state: open until its cool-down ends, then half-open."""
+        if self.breaker_until is None:
+            return "closed"
+        return "open" if now < self.breaker_until else "half-open"
+
+
+async def _chunked(items: AsyncIterator[str], size: int = 1000) -> AsyncIterator[list[str]]:
+    chunk: list[str] = []
+    async for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _fetched_since_forced(
+    networks: Sequence[str], row: list[str | None]
+) -> dict[str, float | None]:
+    """Fetch times, forgetting those older than a forced refresh so every network asks again."""
+    forced = _float(row[0])
+    times = (_float(v) for v in row[1:])
+    return {
+        n: None if t is None or (forced is not None and t < forced) else t
+        for n, t in zip(networks, times, strict=True)
+    }
 
 
 def _capped(count: int) -> int:
@@ -212,13 +277,16 @@ class Store:
         self._claim = redis.register_script(_CLAIM)
         self._merge = redis.register_script(_MERGE)
         self._failed = redis.register_script(_FAILED)
+        self._force = redis.register_script(_FORCE)
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
     async def track(self, url: str, now: float) -> bool:
         """Start tracking a canonical URL, due at once; False if it was already tracked."""
-        return bool(await self._track(keys=[url_key(url), DUE], args=[repr(now), url]))
+        host = urlsplit(url).hostname or ""
+        keys = [url_key(url), DUE, domain_key(host), HOSTS]
+        return bool(await self._track(keys=keys, args=[repr(now), url, host]))
 
     async def get(self, url: str) -> UrlRecord | None:
         raw = cast(dict[str, str], await self.redis.hgetall(url_key(url)))
@@ -244,10 +312,11 @@ class Store:
 
     async def merge_counts(
         self, network: str, counts: Mapping[str, int | Observation], now: float
-    ) -> None:
-        """Record fetched counts; the served count of each URL only ever rises."""
+    ) -> set[str]:
+        """Record fetched counts (the served count only ever rises); return the URLs whose count
+        rose above an earlier one (a first count is not a move)."""
         if not counts:
-            return
+            return set()
         cutoff = (datetime.fromtimestamp(now, UTC).date() - timedelta(days=DAY_WINDOW)).isoformat()
         async with self.redis.pipeline(transaction=False) as pipe:
             for url, seen in counts.items():
@@ -255,7 +324,48 @@ class Store:
                 args: list[str | int] = [network, _capped(obs.count), repr(now), cutoff]
                 args += _pairs(obs.parts) + _pairs(obs.days)
                 await self._merge(keys=[url_key(url)], args=args, client=pipe)
-            await pipe.execute()
+            rose: list[int] = await pipe.execute()
+        return {url for url, up in zip(counts, rose, strict=True) if up == 1}
+
+    async def last_fetched(
+        self, urls: Sequence[str], networks: Sequence[str]
+    ) -> dict[str, dict[str, float | None]]:
+        """When each network last answered for each URL (None: never)."""
+        fields = ["forced_at", *(f"fetched:{n}" for n in networks)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for url in urls:
+                pipe.hmget(url_key(url), fields)
+            rows: list[list[str | None]] = await pipe.execute()
+        return {
+            url: _fetched_since_forced(networks, row) for url, row in zip(urls, rows, strict=True)
+        }
+
+    async def refresh(self, urls: Iterable[str], now: float) -> int:
+        """Make tracked URLs due now for every provider; returns how many were tracked."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for url in urls:
+                await self._force(keys=[url_key(url), DUE], args=[repr(now), url], client=pipe)
+            done: list[int] = await pipe.execute()
+        return sum(done)
+
+    async def refresh_domain(self, domain: str, now: float) -> int:
+        """Make every tracked URL on `domain` and its subdomains due now."""
+        hosts: list[str] = [
+            h async for h in self.redis.sscan_iter(HOSTS) if h == domain or h.endswith("." + domain)
+        ]
+        total = 0
+        for host in hosts:
+            async for chunk in _chunked(self.redis.sscan_iter(domain_key(host), count=1000)):
+                total += await self.refresh(chunk, now)
+        return total
+
+    async def refresh_all(self, now: float) -> int:
+        """Make every tracked URL due now, a chunk at a time so Redis never stalls."""
+        total = 0
+        members = (url async for url, _ in self.redis.zscan_iter(DUE, count=1000))
+        async for chunk in _chunked(members):
+            total += await self.refresh(chunk, now)
+        return total
 
     async def mark_failed(self, network: str, urls: Iterable[str], now: float) -> None:
         """Note a failed fetch; no count changes."""
@@ -269,15 +379,6 @@ class Store:
         if due:
             await self.redis.zadd(DUE, {u: t for u, t in due.items()}, xx=True)
 
-    async def record_success(self, name: str, now: float) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                provider_key(name),
-                mapping={"last_success_at": repr(now), "consecutive_failures": 0},
-            )
-            pipe.hdel(provider_key(name), "rejected", "rejected_reason")
-            await pipe.execute()
-
     async def throttle(self, name: str, until: float) -> None:
         """Stop every process calling this provider until `until`."""
         await self.redis.hset(provider_key(name), "throttled_until", repr(until))
@@ -287,14 +388,6 @@ class Store:
         await self.redis.hset(
             provider_key(name), mapping={"rejected": fingerprint, "rejected_reason": reason}
         )
-
-    async def record_failure(self, name: str, now: float, message: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                provider_key(name), mapping={"last_failure_at": repr(now), "last_error": message}
-            )
-            pipe.hincrby(provider_key(name), "consecutive_failures", 1)
-            await pipe.execute()
 
     async def providers(self, names: Sequence[str]) -> dict[str, ProviderRecord]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -310,6 +403,9 @@ class Store:
                 throttled_until=_float(raw.get("throttled_until")),
                 rejected=raw.get("rejected"),
                 rejected_reason=raw.get("rejected_reason"),
+                breaker_until=_float(raw.get("breaker_until")),
+                breaker_since=_float(raw.get("breaker_since")),
+                probe_until=_float(raw.get("probe_until")),
             )
             for name, raw in zip(names, raws, strict=True)
         }

@@ -6,6 +6,7 @@ import abc
 import enum
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -156,6 +157,12 @@ class Provider(abc.ABC):
     enabled_by_default: ClassVar[bool] = True
     # How long to stop calling when the network throttles without saying for how long.
     throttle_seconds: ClassVar[float] = 60.0
+    # Requests per window (seconds) and requests at once, from the network's documented limits;
+    # the defaults are polite guesses for networks that document none.
+    budget: ClassVar[tuple[int, float]] = (60, 60.0)
+    concurrency: ClassVar[int] = 2
+    # Whether the budget is spent per URL rather than per request (Facebook counts every URL).
+    cost_per_url: ClassVar[bool] = False
     # URL variants the network already counts as one page ("scheme", "www", "slash").
     merges_variants: ClassVar[frozenset[str]] = frozenset()
 
@@ -195,15 +202,42 @@ class Provider(abc.ABC):
     def problem(cls, status: int, headers: Mapping[str, str], body: bytes) -> Problem | None:
         """Whether an answer (of any status) says to stop calling; headers are lower-case keys."""
         if status == 429:
-            return Problem("throttled", "HTTP 429 Too Many Requests", retry_after_seconds(headers))
+            return Problem("throttled", "HTTP 429 Too Many Requests", rate_limit_wait(headers))
+        if 200 <= status < 300 and quota_spent(headers):
+            return Problem("throttled", "the rate limit is spent", rate_limit_wait(headers))
         return None
+
+
+# A reset further away than a day is a broken header, not a plan.
+MAX_WAIT = 86_400.0
+_REMAINING = ("x-rate-limit-remaining", "x-ratelimit-remaining")
+# X's x-rate-limit-reset is a Unix time; Reddit's x-ratelimit-reset counts seconds from now.
+_RESET_AT, _RESET_IN = "x-rate-limit-reset", "x-ratelimit-reset"
+
+
+def _number(headers: Mapping[str, str], name: str) -> float | None:
+    try:
+        value = float(headers.get(name, "").strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Seconds from a Retry-After header given in seconds; None when absent or a date."""
-    value = headers.get("retry-after", "").strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    return _number(headers, "retry-after")
+
+
+def rate_limit_wait(headers: Mapping[str, str]) -> float | None:
+    """How long the answer says to wait: Retry-After, else the rate-limit reset headers."""
+    wait = retry_after_seconds(headers)
+    if wait is not None:
+        return wait
+    reset_at, reset_in = _number(headers, _RESET_AT), _number(headers, _RESET_IN)
+    seconds = reset_at - time.time() if reset_at is not None else reset_in
+    return None if seconds is None else min(max(seconds, 0.0), MAX_WAIT)
+
+
+def quota_spent(headers: Mapping[str, str]) -> bool:
+    """Whether the rate-limit headers say no request is left in the window."""
+    return any((left := _number(headers, name)) is not None and left < 1 for name in _REMAINING)

@@ -63,6 +63,9 @@ class Bluesky(Provider):
     session_endpoint: ClassVar[str] = "https://bsky.social/xrpc/com.atproto.server.createSession"
     batch_size: ClassVar[int] = 1
     credentials: ClassVar[tuple[str, ...]] = ("handle", "app_password")
+    # Search is rate limited per account; a poller should stay far below it.
+    budget: ClassVar[tuple[int, float]] = (100, 300.0)
+    concurrency: ClassVar[int] = 1
     enabled_by_default: ClassVar[bool] = False
     # The lexicon's maximum page size; one page per URL, no cursor paging.
     page_size: ClassVar[int] = 100

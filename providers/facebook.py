@@ -53,6 +53,10 @@ class Facebook(Provider):
     docs_url: ClassVar[str | None] = "https://developers.facebook.com/docs/graph-api/reference/url/"
     endpoint: ClassVar[str] = f"https://graph.facebook.com/{DEFAULT_GRAPH_VERSION}/"
     batch_size: ClassVar[int] = 50
+    # Graph counts every URL of a batch against the app's hourly budget (200 calls per daily
+    # user): raise FLARES_PROVIDERS__FACEBOOK__BUDGET_REQUESTS to what your app has.
+    budget: ClassVar[tuple[int, float]] = (600, 3600.0)
+    cost_per_url: ClassVar[bool] = True
     credentials: ClassVar[tuple[str, ...]] = ("app_id", "app_secret")
     # App limits are computed over a rolling hour ("it can take up to an hour for your requests to
     # be accepted again"), and Meta says calls made while throttled still count (page level), so

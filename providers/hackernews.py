@@ -46,6 +46,9 @@ class HackerNews(Provider):
     docs_url: ClassVar[str | None] = "https://hn.algolia.com/api"
     endpoint: ClassVar[str] = "https://hn.algolia.com/api/v1/search"
     batch_size: ClassVar[int] = 1
+    # Algolia allows 10,000 requests per hour per IP.
+    budget: ClassVar[tuple[int, float]] = (10_000, 3600.0)
+    concurrency: ClassVar[int] = 8
     # Algolia returns at most 1,000 hits whatever the page (algolia/hn-search#230).
     hits_per_page: ClassVar[int] = 1000
 

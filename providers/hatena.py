@@ -28,6 +28,9 @@ class Hatena(Provider):
     endpoint: ClassVar[str] = "https://bookmark.hatenaapis.com/count/entries"
     single_endpoint: ClassVar[str] = "https://bookmark.hatenaapis.com/count/entry"
     batch_size: ClassVar[int] = 50
+    # Fetchers pause a few seconds between batch calls; stay as polite.
+    budget: ClassVar[tuple[int, float]] = (20, 60.0)
+    concurrency: ClassVar[int] = 1
 
     @classmethod
     def build_request(

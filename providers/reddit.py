@@ -9,7 +9,6 @@ from providers.base import (
     NetworkStatus,
     Observation,
     ParseError,
-    Problem,
     Provider,
     ProviderRequest,
     Token,
@@ -41,6 +40,9 @@ class Reddit(Provider):
     token_endpoint: ClassVar[str] = "https://www.reddit.com/api/v1/access_token"
     batch_size: ClassVar[int] = 1  # `url=` takes one URL; `id=` lists fullnames, not URLs
     credentials: ClassVar[tuple[str, ...]] = ("client_id", "client_secret")
+    # OAuth clients get 100 queries per minute.
+    budget: ClassVar[tuple[int, float]] = (100, 60.0)
+    concurrency: ClassVar[int] = 4
 
     @classmethod
     def token_request(
@@ -111,26 +113,3 @@ class Reddit(Provider):
         total = count_value(cls.name, score, "summed score")
         parts = {"score": total, "comments": count_value(cls.name, comments, "summed comments")}
         return {urls[0]: Observation(total, parts=parts)}
-
-    @classmethod
-    def problem(cls, status: int, headers: Mapping[str, str], body: bytes) -> Problem | None:
-        """A 429, or a 2xx that used up the window, waits for X-Ratelimit-Reset (seconds)."""
-        reset = _seconds(headers.get("x-ratelimit-reset"))
-        found = super().problem(status, headers, body)
-        if found is not None:
-            if found.kind == "throttled" and found.retry_after is None and reset is not None:
-                return Problem("throttled", found.message, reset)
-            return found
-        remaining = _seconds(headers.get("x-ratelimit-remaining"))
-        if 200 <= status < 300 and remaining is not None and remaining < 1:
-            return Problem("throttled", "Reddit rate limit window used up", reset)
-        return None
-
-
-def _seconds(value: str | None) -> float | None:
-    """A non-negative finite number from a header; None otherwise."""
-    try:
-        number = float(value or "")
-    except ValueError:
-        return None
-    return number if 0 <= number < float("inf") else None

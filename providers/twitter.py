@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import math
 import re
-import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -47,6 +45,8 @@ class Twitter(Provider):
     legacy_endpoint: ClassVar[str] = "https://cdn.api.twitter.com/1/urls/count.json"
     # One query per request: OR-ing several url: operators would give one merged total.
     batch_size: ClassVar[int] = 1
+    # counts/recent allows 300 requests per 15 minutes per app; each one is also billed.
+    budget: ClassVar[tuple[int, float]] = (300, 900.0)
     credentials: ClassVar[tuple[str, ...]] = ("bearer_token",)
     # X rate limits run in 15-minute windows; a 429 normally says when its window resets.
     throttle_seconds: ClassVar[float] = 900.0
@@ -144,12 +144,9 @@ class Twitter(Provider):
     def problem(cls, status: int, headers: Mapping[str, str], body: bytes) -> Problem | None:
         """429 until x-rate-limit-reset; 401/403 with X's error body: the token is refused."""
         error = _error_body(body)
-        if status == 429:
-            if error is not None and "usage-capped" in str(error.get("type", "")):
-                return Problem("throttled", "X usage cap exceeded (HTTP 429)", USAGE_CAP_SECONDS)
-            reset = _reset_in(headers.get("x-rate-limit-reset", ""))
-            if reset is not None:
-                return Problem("throttled", "X rate limit exceeded (HTTP 429)", reset)
+        # The reset header covers the 15-minute window, not the monthly usage cap.
+        if status == 429 and error is not None and "usage-capped" in str(error.get("type", "")):
+            return Problem("throttled", "X usage cap exceeded (HTTP 429)", USAGE_CAP_SECONDS)
         if status in (401, 403) and error is not None:
             title = _title(error) or "no title"
             return Problem("rejected", f"X refused the bearer token (HTTP {status}: {title})")
@@ -173,14 +170,3 @@ def _title(error: Mapping[str, Any]) -> str:
     """The short, fixed title of an X error (never `detail`, which can quote account data)."""
     title = error.get("title")
     return title[:60] if isinstance(title, str) else ""
-
-
-def _reset_in(value: str) -> float | None:
-    """Seconds until an x-rate-limit-reset epoch time, within a day; None when unreadable."""
-    try:
-        reset = float(value.strip())
-    except ValueError:
-        return None
-    if not math.isfinite(reset):
-        return None
-    return min(max(reset - time.time(), 0.0), 86_400.0)

@@ -82,7 +82,8 @@ def make_settings(fake_upstream: FakeUpstream) -> SettingsFactory:
             providers[name] = {**providers.get(name, {}), **values}
         base: dict[str, Any] = {
             "providers": providers,
-            "schedule": {"tick_seconds": 0.2, "retry_interval": 0.5},
+            # No jitter unless a test asks: due times are then exact to assert on.
+            "schedule": {"tick_seconds": 0.2, "retry_interval": 0.5, "retries": 0, "jitter": 0.0},
             "health": {"failing_after": 2},
         }
         base.update(overrides)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -169,7 +170,7 @@ async def test_failed_fetch_keeps_counts_and_marks_error(
         await api.post("/api/v1/urls", json={"url": PAGE})
         await runtime.poller.tick()
         fake_upstream.set_fault("hatena", Fault("status", status=502))
-        await runtime.store.reschedule({PAGE: 0})
+        await runtime.store.refresh([PAGE], time.time())
         await runtime.poller.tick()
         response = await api.get("/api/v1/counts", params={"url": PAGE})
     body = response.json()
@@ -247,7 +248,7 @@ async def test_providers_report_health(make_api: ApiFactory, fake_upstream: Fake
         before = (await api.get("/api/v1/providers")).json()["providers"]
         await api.post("/api/v1/urls", json={"url": PAGE})
         for _ in range(2):
-            await runtime.store.reschedule({PAGE: 0})
+            await runtime.store.refresh([PAGE], time.time())
             await runtime.poller.tick()
         after = {p["name"]: p for p in (await api.get("/api/v1/providers")).json()["providers"]}
         one = await api.get("/api/v1/providers/hackernews")
@@ -339,3 +340,40 @@ async def test_no_input_makes_a_500(make_api: ApiFactory, raw: str) -> None:
         ]
     for response in responses:
         assert response.status_code < 500, (raw, response.status_code, response.text)
+
+
+async def test_refresh_needs_the_admin_key_and_one_target(make_api: ApiFactory) -> None:
+    auth = {"Authorization": "Bearer k"}
+    async with make_api(admin_key="k") as (api, _):
+        anonymous = await api.post("/api/v1/refresh", json={"all": True})
+        nothing = await api.post("/api/v1/refresh", json={}, headers=auth)
+        two = await api.post("/api/v1/refresh", json={"url": PAGE, "all": True}, headers=auth)
+        untracked = await api.post("/api/v1/refresh", json={"url": PAGE}, headers=auth)
+    assert_error(anonymous, 401, "admin key required")
+    for response in (nothing, two):
+        body = assert_error(response, 400, "invalid request")
+        assert "exactly one" in str(body["detail"])
+    assert_error(untracked, 404, "not tracked")
+
+
+async def test_refresh_a_page_a_domain_or_everything(make_api: ApiFactory, redis: Redis) -> None:
+    blog, shop, other = PAGE, "https://shop.example.com/a", "https://other.test/b"
+    async with make_api() as (api, runtime):
+        for url in (blog, shop, other):
+            await runtime.store.track(url, time.time())
+        await runtime.store.reschedule(dict.fromkeys((blog, shop, other), time.time() + 5000))
+        one = await api.post("/api/v1/refresh", json={"url": "HTTPS://blog.example.com/post"})
+        domain = await api.post("/api/v1/refresh", json={"domain": "Example.com"})
+        soon = time.time() + 60
+        due: dict[str, float] = {}
+        for url in (blog, shop, other):
+            score = await redis.zscore("flares:due", url)
+            assert score is not None, "still tracked"
+            due[url] = score
+        everything = await api.post("/api/v1/refresh", json={"all": True})
+    assert one.json() == {"refreshed": 1}
+    assert domain.json() == {"refreshed": 2}
+    assert due[blog] < soon
+    assert due[shop] < soon
+    assert due[other] > soon, "another domain stays where it was"
+    assert everything.json() == {"refreshed": 3}

@@ -83,7 +83,7 @@ def test_track_poll_serve_fail_and_restart(fake_upstream: FakeUpstream, tmp_path
             lambda: provider_states(service)["hatena"] == "failing" or None,
             "hatena to be reported failing",
         )
-        body = service.get("/api/v1/counts", url=PAGE).json()
+        body = counts_when(service, lambda b: b["networks"]["hatena"]["state"] == "error")
         assert body["total"] == 251
         assert body["networks"]["hatena"]["count"] == 141
         assert body["networks"]["hatena"]["state"] == "error"

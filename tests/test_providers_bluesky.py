@@ -5,25 +5,27 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.config import Settings
-from aggregator.fetch import Executor, FetchOutcome
-from providers.base import NetworkStatus, ParseError
+from providers.base import ParseError
 from providers.bluesky import FALLBACK_LIFETIME, MAX_LIFETIME, Bluesky, jwt_expiry
-from providers.registry import discover
 from tests.fakes import bluesky as fake_bluesky
-from tests.fakeupstream import FakeUpstream, Fault
+from tests.fakeupstream import FakeUpstream
+from tests.provider_checks import (
+    SettingsFactory,
+    assert_counts_or_parse_error,
+    json_values,
+    open_executor,
+    parse_error,
+    settings_for,
+    token_parse_error,
+)
 
-SettingsFactory = Callable[..., Settings]
 URL = "https://example.com/article"
-BASE = "http://127.0.0.1:9000"
 CREDS = {"handle": "me.bsky.social", "app_password": "abcd-efgh-ijkl-mnop"}
 
 
@@ -64,14 +66,7 @@ def search_body(n: int, **extra: Any) -> bytes:
 # --- declared data and requests ---
 
 
-def test_declared_data() -> None:
-    assert Bluesky.name == "bluesky"
-    assert Bluesky.status is NetworkStatus.LIVE
-    assert Bluesky.status_since is None
-    assert Bluesky.docs_url and "search-posts" in Bluesky.docs_url
-    assert Bluesky.batch_size == 1
-    assert Bluesky.credentials == ("handle", "app_password")
-    assert Bluesky.enabled_by_default is False
+def test_docstring_says_why_it_is_off_by_default() -> None:
     doc = Bluesky.__doc__ or ""
     assert "not a share counter" in doc and "discourages automated search" in doc
 
@@ -87,11 +82,6 @@ def test_token_request() -> None:
     assert not req.params and req.form is None and req.basic_auth is None
 
 
-def test_token_request_without_credentials_is_none() -> None:
-    assert Bluesky.token_request(None, {}) is None
-    assert Bluesky.token_request(None, {"handle": "me.bsky.social"}) is None
-
-
 def test_build_request() -> None:
     req = Bluesky.build_request([URL], None, {**CREDS, "token": "a.b.c"})
     assert (req.method, req.url) == ("GET", "https://bsky.social/xrpc/app.bsky.feed.searchPosts")
@@ -99,24 +89,6 @@ def test_build_request() -> None:
     assert req.headers == {"Authorization": "Bearer a.b.c"}
     # The app password stays in the session step.
     assert CREDS["app_password"] not in repr(req)
-
-
-def test_one_base_url_moves_both_endpoints() -> None:
-    session = Bluesky.token_request(BASE, CREDS)
-    assert session is not None
-    assert session.url == f"{BASE}/xrpc/com.atproto.server.createSession"
-    assert Bluesky.build_request([URL], BASE, {"token": "t"}).url == (
-        f"{BASE}/xrpc/app.bsky.feed.searchPosts"
-    )
-
-
-def test_build_request_refuses_batches_and_missing_token() -> None:
-    with pytest.raises(ValueError):
-        Bluesky.build_request([URL, URL + "/x"], None, {"token": "t"})
-    with pytest.raises(ValueError):
-        Bluesky.build_request([], None, {"token": "t"})
-    with pytest.raises(ValueError, match="app_password"):
-        Bluesky.build_request([URL], None, CREDS)
 
 
 # --- session answers and JWT expiry ---
@@ -175,15 +147,11 @@ def test_jwt_expiry_takes_padded_and_unpadded_payloads() -> None:
         b'{"accessJwt":5}',
         b'{"accessJwt":null}',
         b'{"error":"AuthenticationRequired","message":"Invalid identifier or password"}',
-        b"[]",
-        b"<html>oops</html>",
         b'{"accessJwt":"a.b.c","refre',
-        b"",
     ],
 )
 def test_parse_token_rejects(raw: bytes) -> None:
-    with pytest.raises(ParseError, match="bluesky"):
-        Bluesky.parse_token(raw)
+    token_parse_error(Bluesky, raw)
 
 
 # --- search answers ---
@@ -217,10 +185,6 @@ def test_rounded_hits_total_never_goes_under_the_posts_in_hand() -> None:
         b'{"error":"AuthenticationRequired","message":"Authentication Required"}',
         b'{"error":"InvalidRequest","message":"Error: Params must have \\"q\\""}',
         b'{"error":"ExpiredToken","message":"Token has expired"}',
-        b"<html>oops</html>",
-        b"",
-        b"null",
-        b"[]",
         b"{}",
         b'{"posts":null}',
         b'{"posts":{}}',
@@ -238,8 +202,7 @@ def test_rounded_hits_total_never_goes_under_the_posts_in_hand() -> None:
     ],
 )
 def test_malformed_bodies_raise_parse_error(raw: bytes) -> None:
-    with pytest.raises(ParseError, match="bluesky"):
-        Bluesky.parse([URL], raw)
+    parse_error(Bluesky, raw, [URL])
 
 
 def test_parse_wants_one_url() -> None:
@@ -247,52 +210,15 @@ def test_parse_wants_one_url() -> None:
         Bluesky.parse([URL, URL + "/x"], search_body(1))
 
 
-def test_discovered_through_entry_point() -> None:
-    providers = discover()
-    if not providers:
-        pytest.skip("the flares package is not installed (no entry points)")
-    assert providers["bluesky"] is Bluesky
-
-
 # --- property tests ---
 
 
-def _check(raw: bytes) -> None:
-    try:
-        result = Bluesky.parse([URL], raw)
-    except ParseError:
-        return
-    assert set(result) == {URL}
-    assert type(result[URL]) is int and 0 <= result[URL] <= 10**12
-
-
-@given(st.binary())
-def test_parse_arbitrary_bytes(raw: bytes) -> None:
-    _check(raw)
-
-
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(st.sampled_from(["posts", "hitsTotal", "error", "x"]), children)
-    ),
-    max_leaves=8,
-)
+_json = json_values(st.sampled_from(["posts", "hitsTotal", "error", "x"]), max_leaves=8)
 
 
 @given(st.dictionaries(st.sampled_from(["posts", "hitsTotal", "cursor", "error"]), _json) | _json)
 def test_parse_arbitrary_json(data: object) -> None:
-    _check(json.dumps(data).encode())
-
-
-@given(st.binary())
-def test_parse_token_arbitrary_bytes(raw: bytes) -> None:
-    try:
-        token = Bluesky.parse_token(raw)
-    except ParseError:
-        return
-    assert token.value and 0 <= token.expires_in <= MAX_LIFETIME
+    assert_counts_or_parse_error(Bluesky, json.dumps(data).encode(), [URL])
 
 
 @given(st.text(), st.binary())
@@ -305,49 +231,22 @@ def test_jwt_expiry_arbitrary(head: str, payload: bytes) -> None:
 # --- the executor against the fake over a real socket ---
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as c:
-        yield c
-
-
-def settings_for(make_settings: SettingsFactory, base_url: str, **extra: Any) -> Settings:
-    conf = {
-        "base_url": base_url,
-        "timeout": 2.0,
-        "handle": fake_bluesky.HANDLE,
-        "app_password": fake_bluesky.APP_PASSWORD,
-        **extra,
-    }
-    return make_settings(providers={"bluesky": conf})
-
-
 SESSION = "/xrpc/com.atproto.server.createSession"
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 
 
-def session_calls(fake: FakeUpstream) -> list[str]:
-    return [c.path for c in fake.calls("bluesky") if c.path == SESSION]
-
-
-def assert_no_secret(outcome: FetchOutcome, *secrets: str) -> None:
-    assert outcome.errors
-    for error in outcome.errors.values():
-        for secret in secrets:
-            assert secret not in error.message
-    if outcome.problem is not None:
-        assert all(secret not in outcome.problem.message for secret in secrets)
-
-
 async def test_executor_counts_and_where_credentials_travel(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream
 ) -> None:
     few, many = "https://example.com/few", "https://example.com/many"
     fake_upstream.set_count("bluesky", few, 7)
     fake_upstream.set_count("bluesky", many, 250)
-    executor = Executor(client, settings_for(make_settings, fake_upstream.base_url))
-    first = await executor.run(Bluesky, [few])
-    second = await executor.run(Bluesky, [many])
+    credentials = {"handle": fake_bluesky.HANDLE, "app_password": fake_bluesky.APP_PASSWORD}
+    async with open_executor(
+        settings_for(Bluesky, fake_upstream, make_settings, **credentials)
+    ) as executor:
+        first = await executor.run(Bluesky, [few])
+        second = await executor.run(Bluesky, [many])
     assert first.errors == {} and second.errors == {}
     assert first.counts == {few: 7}
     assert second.counts == {many: 250}  # hitsTotal, beyond the 100 posts of the page
@@ -366,80 +265,3 @@ async def test_executor_counts_and_where_credentials_travel(
         # The app password goes to createSession only: never in a search's query, headers, body.
         assert fake_bluesky.APP_PASSWORD not in repr(call)
         assert "abcd-3fgh%2Fijk%2Bmnop" not in repr(call)
-
-
-async def test_executor_reuses_the_session(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
-) -> None:
-    urls = [f"https://example.com/{i}" for i in range(4)]
-    for i, url in enumerate(urls):
-        fake_upstream.set_count("bluesky", url, i)
-    executor = Executor(client, settings_for(make_settings, fake_upstream.base_url))
-    for i, url in enumerate(urls):
-        outcome = await executor.run(Bluesky, [url])
-        assert outcome.counts == {url: i} and outcome.errors == {}
-    # createSession is rate limited per account (atproto): one session serves every search.
-    assert len(session_calls(fake_upstream)) == 1
-
-
-async def test_executor_renews_a_revoked_session(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
-) -> None:
-    url = "https://example.com/again"
-    fake_upstream.set_count("bluesky", url, 2)
-    executor = Executor(client, settings_for(make_settings, fake_upstream.base_url))
-    assert (await executor.run(Bluesky, [url])).counts == {url: 2}
-    fake_bluesky.revoke_tokens()
-    outcome = await executor.run(Bluesky, [url])
-    assert outcome.counts == {url: 2} and outcome.errors == {}
-    paths = [c.path for c in fake_upstream.calls("bluesky")]
-    assert paths == [SESSION, SEARCH, SEARCH, SESSION, SEARCH]
-
-
-async def test_executor_rejected_credentials(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
-) -> None:
-    wrong = "wxyz-9999/zz+q"
-    settings = settings_for(make_settings, fake_upstream.base_url, app_password=wrong)
-    outcome = await Executor(client, settings).run(Bluesky, ["https://example.com/a"])
-    assert outcome.problem is not None and outcome.problem.kind == "rejected"
-    assert {(e.kind, e.status) for e in outcome.errors.values()} == {("rejected", 401)}
-    assert [c.path for c in fake_upstream.calls("bluesky")] == [SESSION]
-    assert_no_secret(outcome, wrong)
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [
-        Fault("status", status=500),
-        Fault("garbage"),
-        Fault("answer", status=200, body=b'{"error":"InternalServerError","message":"x"}'),
-    ],
-    ids=["500", "garbage", "error-body"],
-)
-async def test_no_secret_in_session_error_messages(
-    fault: Fault,
-    make_settings: SettingsFactory,
-    fake_upstream: FakeUpstream,
-    client: httpx.AsyncClient,
-) -> None:
-    fake_upstream.set_fault("bluesky", fault)
-    executor = Executor(client, settings_for(make_settings, fake_upstream.base_url))
-    outcome = await executor.run(Bluesky, ["https://example.com/a", "https://example.com/b"])
-    assert outcome.counts == {}
-    assert_no_secret(outcome, fake_bluesky.APP_PASSWORD, fake_bluesky.HANDLE)
-
-
-async def test_no_secret_or_token_when_search_fails(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
-) -> None:
-    url = "https://example.com/a"
-    executor = Executor(client, settings_for(make_settings, fake_upstream.base_url))
-    assert (await executor.run(Bluesky, [url])).errors == {}
-    token = dict(fake_upstream.calls("bluesky")[1].headers)["authorization"].split()[1]
-    # The session is cached now, so these faults hit searchPosts only.
-    for fault in (Fault("status", status=500), Fault("garbage")):
-        fake_upstream.set_fault("bluesky", fault)
-        outcome = await executor.run(Bluesky, [url])
-        assert outcome.counts == {}
-        assert_no_secret(outcome, fake_bluesky.APP_PASSWORD, token)

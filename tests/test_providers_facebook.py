@@ -4,7 +4,6 @@ the executor against the fake Graph API."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -13,13 +12,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregator.config import Settings
-from aggregator.fetch import Executor, FetchOutcome
-from providers.base import MAX_COUNT, NetworkStatus, Observation, ParseError, Problem
+from providers.base import MAX_COUNT, Observation, ParseError, Problem
 from providers.facebook import Facebook
-from providers.registry import discover
 from tests.fakeupstream import FakeUpstream, Fault
+from tests.provider_checks import (
+    SettingsFactory,
+    assert_counts_or_parse_error,
+    assert_outcome_holds_no_secret,
+    json_values,
+    pages,
+    parse_error,
+    run,
+    settings_for,
+)
 
-SettingsFactory = Callable[..., Settings]
 A = "https://a.example/"
 B = "https://b.example/post?x=1&y=2"
 APP_ID = "app+id/77"
@@ -61,17 +67,8 @@ def counts_of(result: dict[str, Observation]) -> dict[str, int]:
 # --- declared data and requests ---
 
 
-def test_declared_data() -> None:
-    assert Facebook.name == "facebook"
-    assert Facebook.label == "Facebook"
-    assert Facebook.status is NetworkStatus.LIVE
-    assert Facebook.status_since is None
-    assert Facebook.docs_url == "https://developers.facebook.com/docs/graph-api/reference/url/"
-    assert Facebook.endpoint == "https://graph.facebook.com/v25.0/"
-    assert Facebook.batch_size == 50
-    assert Facebook.credentials == ("app_id", "app_secret")
+def test_required_settings() -> None:
     assert Facebook.required_settings({}) == ("app_id", "app_secret")
-    assert Facebook.throttle_seconds == 3600
 
 
 def test_build_request() -> None:
@@ -88,9 +85,8 @@ def test_build_request() -> None:
     assert (req.form, req.json, req.basic_auth) == (None, None, None)
 
 
-def test_build_request_base_url_and_graph_version() -> None:
+def test_build_request_graph_version() -> None:
     base = "http://127.0.0.1:9000"
-    assert Facebook.build_request([A], base, CONFIG).url == f"{base}/v25.0/"
     config = {**CONFIG, "graph_version": "v19.0"}
     assert Facebook.build_request([A], None, config).url == "https://graph.facebook.com/v19.0/"
     assert Facebook.build_request([A], base + "/", config).url == f"{base}/v19.0/"
@@ -108,12 +104,9 @@ def test_build_request_empty_graph_version_is_the_default() -> None:
     assert req.url == "https://graph.facebook.com/v25.0/"
 
 
-def test_build_request_full_batch_and_bad_sizes() -> None:
-    urls = [f"https://example.com/{i}" for i in range(50)]
+def test_build_request_full_batch() -> None:
+    urls = pages(50)
     assert dict(Facebook.build_request(urls, None, CONFIG).params)["ids"] == ",".join(urls)
-    for n in (0, 51):
-        with pytest.raises(ValueError):
-            Facebook.build_request([f"https://example.com/{i}" for i in range(n)], None, CONFIG)
 
 
 @pytest.mark.parametrize("config", [{}, {"app_id": "1"}, {"app_secret": "2"}])
@@ -245,8 +238,7 @@ def test_engagement_sum_beyond_max_is_a_parse_error() -> None:
     ],
 )
 def test_malformed_bodies_raise_parse_error(raw: bytes) -> None:
-    with pytest.raises(ParseError, match="facebook"):
-        Facebook.parse([A], raw)
+    parse_error(Facebook, raw, [A])
 
 
 @pytest.mark.parametrize("code", [4, 17, 32, 100, 190, 341, 613])
@@ -263,13 +255,6 @@ def test_error_bodies_raise_parse_error_without_the_message(code: int) -> None:
 def test_unreadable_error_bodies_raise_parse_error(error: bytes) -> None:
     with pytest.raises(ParseError, match="Graph error"):
         Facebook.parse([A], error)
-
-
-def test_discovered_through_entry_point() -> None:
-    providers = discover()
-    if not providers:
-        pytest.skip("the flares package is not installed (no entry points)")
-    assert providers["facebook"] is Facebook
 
 
 # --- problems ---
@@ -333,31 +318,10 @@ def test_throttle_code_wins_over_usage_and_429_keeps_retry_after() -> None:
 # --- properties ---
 
 
-def _check(urls: list[str], raw: bytes) -> None:
-    try:
-        result = Facebook.parse(urls, raw)
-    except ParseError:
-        return
-    assert set(result) <= set(urls)
-    for obs in result.values():
-        assert type(obs.count) is int and 0 <= obs.count <= MAX_COUNT
-        assert all(type(v) is int and 0 <= v <= MAX_COUNT for v in obs.parts.values())
-        assert set(obs.parts) <= {"reactions", "comments", "shares"}
-
-
 _urls = st.sampled_from([[A], [A, B]])
 
 
-@given(_urls, st.binary())
-def test_parse_arbitrary_bytes(urls: list[str], raw: bytes) -> None:
-    _check(urls, raw)
-
-
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
-    max_leaves=12,
-)
+_json = json_values(st.text(), max_leaves=12)
 _keys = st.sampled_from(
     [A, B, "og_object", "engagement", "count", "reaction_count", "comment_count", "share_count"]
 )
@@ -368,27 +332,15 @@ _nodes = st.recursive(
 
 @given(_urls, st.dictionaries(st.sampled_from([A, B]) | st.text(), _nodes) | _json)
 def test_parse_arbitrary_json(urls: list[str], data: object) -> None:
-    _check(urls, json.dumps(data).encode())
-
-
-@given(st.integers(100, 599), st.binary(max_size=200), st.text(max_size=80))
-def test_problem_never_raises(status: int, raw: bytes, usage: str) -> None:
-    problem = Facebook.problem(status, {"x-app-usage": usage}, raw)
-    assert problem is None or problem.kind in ("throttled", "rejected")
+    assert_counts_or_parse_error(Facebook, json.dumps(data).encode(), urls)
 
 
 # --- the executor against the fake Graph API ---
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(follow_redirects=False) as c:
-        yield c
-
-
-def settings_for(make_settings: SettingsFactory, base_url: str, **extra: Any) -> Settings:
-    conf = {"base_url": base_url, "timeout": 2.0, "app_id": APP_ID, "app_secret": APP_SECRET}
-    return make_settings(providers={"facebook": {**conf, **extra}})
+def settings(fake_upstream: FakeUpstream, make_settings: SettingsFactory) -> Settings:
+    return settings_for(Facebook, fake_upstream, make_settings, **CONFIG)
 
 
 SECRET_FORMS = (
@@ -402,28 +354,14 @@ SECRET_FORMS = (
 )
 
 
-def assert_no_secret(outcome: FetchOutcome) -> None:
-    assert outcome.errors
-    texts = [e.message for e in outcome.errors.values()]
-    if outcome.problem is not None:
-        texts.append(outcome.problem.message)
-    for text in texts:
-        for form in SECRET_FORMS:
-            assert form not in text
-
-
-def pages(n: int) -> list[str]:
-    return [f"https://example.com/post/{i}" for i in range(n)]
-
-
 async def test_executor_counts_in_batches_and_token_only_in_query(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream
 ) -> None:
     urls = [*pages(59), "https://example.com/a,b"]
     for i, url in enumerate(urls):
         fake_upstream.set_count("facebook", url, i * 7)
-    settings = settings_for(make_settings, fake_upstream.base_url, graph_version="v21.0")
-    outcome = await Executor(client, settings).run(Facebook, urls)
+    settings = settings_for(Facebook, fake_upstream, make_settings, **CONFIG, graph_version="v21.0")
+    outcome = await run(Facebook, settings, urls)
     assert outcome.errors == {}
     assert outcome.problem is None  # the fake's low X-App-Usage is no throttle
     assert outcome.counts == {url: i * 7 for i, url in enumerate(urls)}
@@ -452,70 +390,55 @@ async def test_executor_counts_in_batches_and_token_only_in_query(
     ],
 )
 async def test_no_secret_in_any_error(
-    fault: Fault,
-    make_settings: SettingsFactory,
-    fake_upstream: FakeUpstream,
-    client: httpx.AsyncClient,
+    fault: Fault, settings: Settings, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.set_fault("facebook", fault)
     urls = pages(3)
-    outcome = await Executor(client, settings_for(make_settings, fake_upstream.base_url)).run(
-        Facebook, urls
-    )
+    outcome = await run(Facebook, settings, urls)
     assert outcome.counts == {}
     assert set(outcome.errors) == set(urls)
     (call,) = fake_upstream.calls("facebook")
     assert ("access_token", f"{APP_ID}|{APP_SECRET}") in call.params
-    assert_no_secret(outcome)
+    assert_outcome_holds_no_secret(outcome, SECRET_FORMS)
 
 
 @pytest.mark.parametrize(
     ("code", "kind"), [(4, "throttled"), (613, "throttled"), (190, "rejected")]
 )
 async def test_executor_graph_error_codes(
-    code: int,
-    kind: str,
-    make_settings: SettingsFactory,
-    fake_upstream: FakeUpstream,
-    client: httpx.AsyncClient,
+    code: int, kind: str, settings: Settings, fake_upstream: FakeUpstream
 ) -> None:
     message = f"Error validating access token {APP_ID}|{APP_SECRET}"
     fake_upstream.set_fault(
         "facebook", Fault("answer", status=400, body=graph_error(code, message))
     )
-    outcome = await Executor(client, settings_for(make_settings, fake_upstream.base_url)).run(
-        Facebook, pages(2)
-    )
+    outcome = await run(Facebook, settings, pages(2))
     assert outcome.counts == {}
     assert {(e.kind, e.status) for e in outcome.errors.values()} == {(kind, 400)}
     assert outcome.problem is not None and outcome.problem.kind == kind
-    assert_no_secret(outcome)
+    assert_outcome_holds_no_secret(outcome, SECRET_FORMS)
 
 
 async def test_executor_keeps_data_of_a_2xx_with_high_app_usage(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    settings: Settings, fake_upstream: FakeUpstream
 ) -> None:
     urls = pages(2)
     body = keyed(**{urls[0]: og(12), urls[1]: json.dumps({"id": urls[1]})})
     headers = (("X-App-Usage", USAGE_HIGH),)
     fake_upstream.set_fault("facebook", Fault("answer", status=200, body=body, headers=headers))
-    outcome = await Executor(client, settings_for(make_settings, fake_upstream.base_url)).run(
-        Facebook, urls
-    )
+    outcome = await run(Facebook, settings, urls)
     assert outcome.counts == {urls[0]: 12, urls[1]: 0}
     assert outcome.problem is not None and outcome.problem.kind == "throttled"
 
 
 async def test_executor_engagement_parts_reach_the_outcome(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    settings: Settings, fake_upstream: FakeUpstream
 ) -> None:
     url = "https://www.facebook.com"
     fake_upstream.set_fault(
         "facebook", Fault("answer", status=200, body=keyed(**{url: SAMPLE_ENGAGEMENT}))
     )
-    outcome = await Executor(client, settings_for(make_settings, fake_upstream.base_url)).run(
-        Facebook, [url]
-    )
+    outcome = await run(Facebook, settings, [url])
     assert outcome.observations[url].parts == {
         "reactions": 514919172,
         "comments": 68687082,

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from providers.base import NetworkStatus
 from providers.googleplus import GooglePlus
-from tests.fakeupstream import FakeUpstream
 from tests.provider_checks import (
     JSON_VALUES,
-    NOT_ANSWERS,
     PAGE,
-    PAGES,
-    SettingsFactory,
     assert_counts_or_parse_error,
-    assert_discovered,
-    assert_one_url_per_request,
-    assert_rebased,
-    check_executor,
-    check_failures_hold_no_secret,
-    json_objects,
+    json_answers,
     parse_error,
     parse_one,
 )
@@ -54,17 +43,6 @@ def batch(*answers: Any) -> bytes:
     return json.dumps(list(answers)).encode()
 
 
-def test_declared_data() -> None:
-    assert GooglePlus.name == "googleplus"
-    assert GooglePlus.label == "Google+"
-    assert GooglePlus.status is NetworkStatus.RETIRED
-    assert GooglePlus.status_since == date(2019, 4, 2)
-    assert GooglePlus.docs_url is not None and GooglePlus.docs_url.startswith("https://")
-    assert GooglePlus.endpoint == "https://clients6.google.com/rpc"
-    assert GooglePlus.credentials == ()
-    assert GooglePlus.enabled_by_default is False
-
-
 def test_build_request_is_a_json_rpc_batch_of_one() -> None:
     req = GooglePlus.build_request([PAGE], None, {})
     assert (req.method, req.url) == ("POST", "https://clients6.google.com/rpc")
@@ -86,14 +64,6 @@ def test_build_request_is_a_json_rpc_batch_of_one() -> None:
             "apiVersion": "v1",
         }
     ]
-
-
-def test_build_request_rebased() -> None:
-    assert_rebased(GooglePlus)
-
-
-def test_one_url_per_request() -> None:
-    assert_one_url_per_request(GooglePlus)
 
 
 def test_reference_sample() -> None:
@@ -120,7 +90,6 @@ def test_counts(raw: bytes, expected: int) -> None:
 @pytest.mark.parametrize(
     "raw",
     [
-        *NOT_ANSWERS,
         b"{}",
         b"[{}]",
         batch(answer(12.0, call_id="q")),  # not the answer to our call
@@ -157,21 +126,12 @@ def test_json_rpc_error_is_named() -> None:
     assert "JSON-RPC error" in parse_error(GooglePlus, raw)
 
 
-def test_discovered_through_entry_point() -> None:
-    assert_discovered(GooglePlus)
-
-
-@given(st.binary())
-def test_parse_arbitrary_bytes(raw: bytes) -> None:
-    assert_counts_or_parse_error(GooglePlus, raw)
-
-
 _answers = st.builds(
     lambda counts, call_id: {
         "id": call_id,
         "result": {"metadata": {"globalCounts": counts}},
     },
-    json_objects("count"),
+    json_answers("count"),
     st.sampled_from(["p", "q"]) | JSON_VALUES,
 )
 
@@ -180,18 +140,3 @@ _answers = st.builds(
 def test_parse_arbitrary_json(answers: list[Any], alone: bool) -> None:
     data: Any = answers[0] if alone and answers else answers
     assert_counts_or_parse_error(GooglePlus, json.dumps(data).encode())
-
-
-async def test_executor_over_socket(
-    fake_upstream: FakeUpstream, make_settings: SettingsFactory
-) -> None:
-    calls = await check_executor(GooglePlus, fake_upstream, make_settings, method="POST")
-    sent = sorted(json.loads(c.body)[0]["params"]["id"] for c in calls)
-    assert sent == sorted(PAGES)
-    assert all(dict(c.headers)["content-type"] == "application/json" for c in calls)
-
-
-async def test_failures_hold_no_secret(
-    fake_upstream: FakeUpstream, make_settings: SettingsFactory
-) -> None:
-    await check_failures_hold_no_secret(GooglePlus, fake_upstream, make_settings)

@@ -9,9 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from providers.base import NetworkStatus, ParseError
 from providers.hackernews import HackerNews
-from providers.registry import discover
+from tests.provider_checks import (
+    JSON_VALUES,
+    assert_counts_or_parse_error,
+    parse_error,
+)
 
 # The documented sample from the reference, verbatim.
 SAMPLE = (
@@ -34,15 +37,6 @@ def parse(raw: bytes, url: str = PAGE) -> int:
     return HackerNews.parse([url], raw)[url]
 
 
-def test_declared_data() -> None:
-    assert HackerNews.name == "hackernews"
-    assert HackerNews.label == "Hacker News"
-    assert HackerNews.status is NetworkStatus.LIVE
-    assert HackerNews.endpoint == "https://hn.algolia.com/api/v1/search"
-    assert HackerNews.batch_size == 1
-    assert HackerNews.credentials == ()
-
-
 def test_build_request_default_endpoint() -> None:
     req = HackerNews.build_request([PAGE], None, {})
     assert req.method == "GET"
@@ -53,17 +47,6 @@ def test_build_request_default_endpoint() -> None:
         ("tags", "story"),
         ("hitsPerPage", "1000"),
     ]
-
-
-def test_build_request_base_url_keeps_path() -> None:
-    req = HackerNews.build_request([PAGE], "http://127.0.0.1:9000", {})
-    assert req.url == "http://127.0.0.1:9000/api/v1/search"
-
-
-@pytest.mark.parametrize("urls", [[], [PAGE, "https://example.com/other"]])
-def test_build_request_needs_exactly_one_url(urls: list[str]) -> None:
-    with pytest.raises(ValueError):
-        HackerNews.build_request(urls, None, {})
 
 
 def test_reference_sample() -> None:
@@ -150,13 +133,7 @@ def test_bad_points_on_other_urls_are_ignored() -> None:
 @pytest.mark.parametrize(
     "raw",
     [
-        b"",
         b"not json",
-        b"<html>oops</html>",
-        b"\xff\xfe\x00",
-        b"[]",
-        b"null",
-        b"42",
         b'"hits"',
         b"{}",
         b'{"hits": null}',
@@ -174,45 +151,13 @@ def test_bad_points_on_other_urls_are_ignored() -> None:
     ],
 )
 def test_malformed_bodies_raise_parse_error(raw: bytes) -> None:
-    with pytest.raises(ParseError):
-        HackerNews.parse([PAGE], raw)
+    parse_error(HackerNews, raw, [PAGE])
 
 
-def test_discovered_through_entry_point() -> None:
-    providers = discover()
-    if not providers:
-        pytest.skip("the flares package is not installed (no entry points)")
-    assert providers["hackernews"] is HackerNews
+_hit_urls = st.sampled_from([PAGE, "HTTPS://EXAMPLE.com:443/post?id=1#x", "http://x/"])
+_hit = st.fixed_dictionaries({}, optional={"url": _hit_urls | JSON_VALUES, "points": JSON_VALUES})
 
 
-def _check(raw: bytes) -> None:
-    try:
-        result = HackerNews.parse([PAGE], raw)
-    except ParseError:
-        return
-    assert set(result) == {PAGE}
-    assert all(type(v) is int and v >= 0 for v in result.values())
-
-
-@given(st.binary())
-def test_parse_arbitrary_bytes(raw: bytes) -> None:
-    _check(raw)
-
-
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
-    max_leaves=10,
-)
-_hit = st.fixed_dictionaries(
-    {},
-    optional={
-        "url": st.sampled_from([PAGE, "HTTPS://EXAMPLE.com:443/post?id=1#x", "http://x/"]) | _json,
-        "points": _json,
-    },
-)
-
-
-@given(st.lists(_hit | _json, max_size=5) | _json)
+@given(st.lists(_hit | JSON_VALUES, max_size=5) | JSON_VALUES)
 def test_parse_arbitrary_json(hits: Any) -> None:
-    _check(json.dumps({"hits": hits}).encode())
+    assert_counts_or_parse_error(HackerNews, json.dumps({"hits": hits}).encode(), [PAGE])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,15 +14,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregator.config import Settings
-from aggregator.fetch import Executor, FetchOutcome
 from aggregator.store import Store
-from providers.base import MAX_COUNT, NetworkStatus, Observation, ParseError, Problem
-from providers.registry import discover
+from providers.base import MAX_COUNT, Observation, ParseError, Problem
 from providers.twitter import Twitter
 from tests.fakes.twitter import spread
 from tests.fakeupstream import FakeUpstream, Fault
+from tests.provider_checks import (
+    SettingsFactory,
+    assert_counts_or_parse_error,
+    assert_outcome_holds_no_secret,
+    json_values,
+    open_executor,
+    parse_error,
+    run,
+    settings_for,
+)
 
-SettingsFactory = Callable[..., Settings]
 A = "https://a.example/post?x=1&y=2"
 # Characters that URL encoding changes, so both the raw and the encoded form are checked.
 TOKEN = "AAAA%2Fs3cr/t+key=&42"
@@ -72,15 +78,8 @@ def parse(raw: bytes, url: str = A) -> int | Observation:
 # --- declared data and requests ---
 
 
-def test_declared_data() -> None:
-    assert Twitter.name == "twitter"
-    assert Twitter.status is NetworkStatus.PAID
-    assert Twitter.docs_url == "https://docs.x.com/x-api/posts/counts/introduction"
-    assert Twitter.endpoint == "https://api.x.com/2/tweets/counts/recent"
+def test_legacy_endpoint_and_its_retirement() -> None:
     assert Twitter.legacy_endpoint == "https://cdn.api.twitter.com/1/urls/count.json"
-    assert Twitter.batch_size == 1
-    assert Twitter.credentials == ("bearer_token",)
-    assert Twitter.throttle_seconds == 900
     assert "2015-11-20" in (Twitter.__doc__ or "")
 
 
@@ -114,25 +113,15 @@ def test_build_request_legacy() -> None:
     assert req.headers == {}
 
 
-def test_build_request_base_url_moves_both_endpoints() -> None:
-    base = "http://127.0.0.1:9000"
-    assert Twitter.build_request([A], base, CONFIG).url == f"{base}/2/tweets/counts/recent"
-    legacy = Twitter.build_request([A], base, {"mode": "legacy"})
-    assert legacy.url == f"{base}/1/urls/count.json"
-
-
 @pytest.mark.parametrize("mode", ["Legacy", "v1", "counts", "v2 "])
 def test_build_request_unknown_mode(mode: str) -> None:
     with pytest.raises(ValueError, match="unknown mode"):
         Twitter.build_request([A], None, {**CONFIG, "mode": mode})
 
 
-def test_build_request_needs_token_and_one_url() -> None:
+def test_build_request_needs_token() -> None:
     with pytest.raises(ValueError, match="bearer_token"):
         Twitter.build_request([A], None, {})
-    for urls in ([], [A, A + "2"]):
-        with pytest.raises(ValueError, match="exactly one"):
-            Twitter.build_request(urls, None, CONFIG)
 
 
 # --- parsing v2 ---
@@ -242,14 +231,10 @@ def test_legacy_bad_bodies_raise_parse_error(raw: bytes, match: str) -> None:
 @pytest.mark.parametrize(
     "raw",
     [
-        b"",
         b"not json",
         b"<html><head><title>Twitter / Over capacity</title></head></html>",
-        b"\xff\xfe\x00",
         b'{"data":[{"start":"2026-11-24T00:00:00.000Z","tweet_count":',  # truncated
         b'{"count":1',  # truncated
-        b"[]",
-        b"null",
         b"13",
         # The widget's JSONP form, only sent when a callback is asked for (flares never does).
         b'twttr.receiveCount({"count":13,"url":"http://www.heise.de/"});',
@@ -259,20 +244,12 @@ def test_legacy_bad_bodies_raise_parse_error(raw: bytes, match: str) -> None:
     ],
 )
 def test_malformed_bodies_raise_parse_error(raw: bytes) -> None:
-    with pytest.raises(ParseError, match="twitter"):
-        parse(raw)
+    parse_error(Twitter, raw, [A])
 
 
 def test_parse_takes_exactly_one_url() -> None:
     with pytest.raises(ParseError, match="exactly one"):
         Twitter.parse([A, A + "2"], SAMPLE_LEGACY)
-
-
-def test_discovered_through_entry_point() -> None:
-    providers = discover()
-    if not providers:
-        pytest.skip("the flares package is not installed (no entry points)")
-    assert providers["twitter"] is Twitter
 
 
 # --- problems ---
@@ -345,31 +322,7 @@ def test_other_answers_are_no_problem(status: int, body: bytes) -> None:
 # --- properties ---
 
 
-def _check(raw: bytes) -> None:
-    try:
-        value = parse(raw)
-    except ParseError:
-        return
-    obs = value if isinstance(value, Observation) else Observation(value)
-    assert type(obs.count) is int and 0 <= obs.count <= MAX_COUNT
-    assert obs.parts == {}
-    assert all(type(v) is int and 0 <= v <= MAX_COUNT for v in obs.days.values())
-    if isinstance(value, Observation):
-        assert sum(obs.days.values()) == obs.count
-    for day in obs.days:
-        datetime.strptime(day, "%Y-%m-%d")
-
-
-@given(st.binary())
-def test_parse_arbitrary_bytes(raw: bytes) -> None:
-    _check(raw)
-
-
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
-    max_leaves=12,
-)
+_json = json_values(st.text(), max_leaves=12)
 _starts = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
 ).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.000Z")) | st.sampled_from(
@@ -390,40 +343,18 @@ _v2 = st.fixed_dictionaries(
 
 @given(_v2 | _json)
 def test_parse_arbitrary_json(data: object) -> None:
-    _check(json.dumps(data).encode())
-
-
-@given(st.integers(100, 599), st.binary(max_size=200), st.text(max_size=30))
-def test_problem_never_raises(status: int, raw: bytes, reset: str) -> None:
-    problem = Twitter.problem(status, {"x-rate-limit-reset": reset}, raw)
-    assert problem is None or problem.kind in ("throttled", "rejected")
+    assert_counts_or_parse_error(Twitter, json.dumps(data).encode(), [A])
 
 
 # --- the executor against the fake X API ---
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(follow_redirects=False) as c:
-        yield c
-
-
-def settings_for(make_settings: SettingsFactory, base_url: str, **extra: Any) -> Settings:
-    conf = {"base_url": base_url, "timeout": 2.0, "bearer_token": TOKEN}
-    return make_settings(providers={"twitter": {**conf, **extra}})
+def settings(fake_upstream: FakeUpstream, make_settings: SettingsFactory) -> Settings:
+    return settings_for(Twitter, fake_upstream, make_settings, **CONFIG)
 
 
 SECRET_FORMS = (TOKEN, "AAAA%252Fs3cr%2Ft%2Bkey%3D%2642", "s3cr/t+key", "s3cr%2Ft", "AAAA%2Fs3cr")
-
-
-def assert_no_secret(outcome: FetchOutcome) -> None:
-    assert outcome.errors
-    texts = [e.message for e in outcome.errors.values()]
-    if outcome.problem is not None:
-        texts.append(outcome.problem.message)
-    for text in texts:
-        for form in SECRET_FORMS:
-            assert form not in text
 
 
 def utc_day(days_ago: int) -> str:
@@ -431,14 +362,12 @@ def utc_day(days_ago: int) -> str:
 
 
 async def test_executor_v2_day_buckets_and_token_only_in_header(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    settings: Settings, fake_upstream: FakeUpstream
 ) -> None:
     urls = ["https://example.com/a", "https://example.com/b?x=1&y=2", "https://example.com/zero"]
     for url, count in zip(urls, (10, 2, 0), strict=True):
         fake_upstream.set_count("twitter", url, count)
-    outcome = await Executor(client, settings_for(make_settings, fake_upstream.base_url)).run(
-        Twitter, urls
-    )
+    outcome = await run(Twitter, settings, urls)
     assert outcome.errors == {}
     assert outcome.problem is None
     assert outcome.counts == {urls[0]: 10, urls[1]: 2, urls[2]: 0}
@@ -465,11 +394,11 @@ async def test_executor_v2_day_buckets_and_token_only_in_header(
 
 
 async def test_executor_legacy_mode_sends_no_token(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.set_count("twitter", A, 42)
-    settings = settings_for(make_settings, fake_upstream.base_url, mode="legacy")
-    outcome = await Executor(client, settings).run(Twitter, [A])
+    settings = settings_for(Twitter, fake_upstream, make_settings, **CONFIG, mode="legacy")
+    outcome = await run(Twitter, settings, [A])
     assert outcome.counts == {A: 42}
     assert outcome.observations[A] == Observation(42)
     (call,) = fake_upstream.calls("twitter")
@@ -478,10 +407,9 @@ async def test_executor_legacy_mode_sends_no_token(
 
 
 async def test_executor_without_token_is_a_request_error(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream
 ) -> None:
-    settings = make_settings(providers={"twitter": {"base_url": fake_upstream.base_url}})
-    outcome = await Executor(client, settings).run(Twitter, [A])
+    outcome = await run(Twitter, settings_for(Twitter, fake_upstream, make_settings), [A])
     assert {e.kind for e in outcome.errors.values()} == {"request"}
     assert fake_upstream.calls("twitter") == []
 
@@ -509,35 +437,33 @@ async def test_fake_answers_401_in_x_format_without_bearer(fake_upstream: FakeUp
     ],
 )
 async def test_no_secret_in_any_error(
-    fault: Fault,
-    make_settings: SettingsFactory,
-    fake_upstream: FakeUpstream,
-    client: httpx.AsyncClient,
+    fault: Fault, settings: Settings, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.set_fault("twitter", fault)
-    outcome = await Executor(client, settings_for(make_settings, fake_upstream.base_url)).run(
-        Twitter, [A]
-    )
+    outcome = await run(Twitter, settings, [A])
     assert outcome.counts == {}
     (call,) = fake_upstream.calls("twitter")
     assert dict(call.headers)["authorization"] == f"Bearer {TOKEN}"
-    assert_no_secret(outcome)
+    assert_outcome_holds_no_secret(outcome, SECRET_FORMS)
 
 
 async def test_executor_401_is_rejected_and_429_throttled_until_reset(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    settings: Settings, fake_upstream: FakeUpstream
 ) -> None:
-    executor = Executor(client, settings_for(make_settings, fake_upstream.base_url))
-    fake_upstream.set_fault("twitter", Fault("answer", status=401, body=UNAUTHORIZED))
-    outcome = await executor.run(Twitter, [A])
-    assert {(e.kind, e.status) for e in outcome.errors.values()} == {("rejected", 401)}
-    assert outcome.problem is not None and outcome.problem.kind == "rejected"
-    reset = (("x-rate-limit-reset", str(int(time.time()) + 600)),)
-    fake_upstream.set_fault("twitter", Fault("answer", status=429, body=TOO_MANY, headers=reset))
-    outcome = await executor.run(Twitter, [A])
-    assert {(e.kind, e.status) for e in outcome.errors.values()} == {("throttled", 429)}
-    assert outcome.problem is not None and outcome.problem.kind == "throttled"
-    assert outcome.problem.retry_after is not None and 590 <= outcome.problem.retry_after <= 600
+    async with open_executor(settings) as executor:
+        fake_upstream.set_fault("twitter", Fault("answer", status=401, body=UNAUTHORIZED))
+        rejected = await executor.run(Twitter, [A])
+        reset = (("x-rate-limit-reset", str(int(time.time()) + 600)),)
+        fake_upstream.set_fault(
+            "twitter", Fault("answer", status=429, body=TOO_MANY, headers=reset)
+        )
+        throttled = await executor.run(Twitter, [A])
+    assert {(e.kind, e.status) for e in rejected.errors.values()} == {("rejected", 401)}
+    assert rejected.problem is not None and rejected.problem.kind == "rejected"
+    assert {(e.kind, e.status) for e in throttled.errors.values()} == {("throttled", 429)}
+    assert throttled.problem is not None and throttled.problem.kind == "throttled"
+    assert throttled.problem.retry_after is not None
+    assert 590 <= throttled.problem.retry_after <= 600
 
 
 # --- the store: each day counted once ---

@@ -6,19 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from providers.base import NetworkStatus
 from providers.vk import VK
-from tests.fakeupstream import FakeUpstream
 from tests.provider_checks import (
-    NOT_ANSWERS,
     PAGE,
-    SettingsFactory,
     assert_counts_or_parse_error,
-    assert_discovered,
-    assert_one_url_per_request,
-    assert_rebased,
-    check_executor,
-    check_failures_hold_no_secret,
     parse_error,
     parse_one,
 )
@@ -27,29 +18,10 @@ from tests.provider_checks import (
 SAMPLE = b"VK.Share.count(1, 7);"
 
 
-def test_declared_data() -> None:
-    assert VK.name == "vk"
-    assert VK.label == "VK"
-    assert VK.status is NetworkStatus.UNDOCUMENTED
-    assert VK.status_since is None
-    assert VK.docs_url is not None and "vk.com" in VK.docs_url
-    assert VK.endpoint == "https://vk.com/share.php"
-    assert VK.credentials == ()
-    assert VK.enabled_by_default is True
-
-
 def test_build_request() -> None:
     req = VK.build_request([PAGE], None, {})
     assert (req.method, req.url) == ("GET", "https://vk.com/share.php")
     assert list(req.params) == [("act", "count"), ("index", "1"), ("url", PAGE)]
-
-
-def test_build_request_rebased() -> None:
-    assert_rebased(VK)
-
-
-def test_one_url_per_request() -> None:
-    assert_one_url_per_request(VK)
 
 
 def test_reference_sample() -> None:
@@ -74,7 +46,6 @@ def test_counts(raw: bytes, expected: int) -> None:
 @pytest.mark.parametrize(
     "raw",
     [
-        *NOT_ANSWERS,
         b"VK.Share.count(1);",
         b"VK.Share.count(23);",
         b"VK.Share.count();",
@@ -100,28 +71,6 @@ def test_malformed_bodies_raise_parse_error(raw: bytes) -> None:
     parse_error(VK, raw)
 
 
-def test_discovered_through_entry_point() -> None:
-    assert_discovered(VK)
-
-
-@given(st.binary())
-def test_parse_arbitrary_bytes(raw: bytes) -> None:
-    assert_counts_or_parse_error(VK, raw)
-
-
 @given(st.text() | st.integers().map(str), st.text() | st.integers().map(str))
 def test_parse_arbitrary_arguments(first: str, second: str) -> None:
     assert_counts_or_parse_error(VK, f"VK.Share.count({first}, {second});".encode())
-
-
-async def test_executor_over_socket(
-    fake_upstream: FakeUpstream, make_settings: SettingsFactory
-) -> None:
-    calls = await check_executor(VK, fake_upstream, make_settings)
-    assert all(dict(c.params)["act"] == "count" for c in calls)
-
-
-async def test_failures_hold_no_secret(
-    fake_upstream: FakeUpstream, make_settings: SettingsFactory
-) -> None:
-    await check_failures_hold_no_secret(VK, fake_upstream, make_settings)

@@ -179,7 +179,7 @@ async def test_failing_provider_keeps_counts_and_retries_soon(
     fake_upstream.set_fault("hatena", Fault("status", status=503))
     fake_upstream.set_count("hatena", PAGE, 3)
     fake_upstream.set_count("hackernews", PAGE, 15)
-    await store.reschedule({PAGE: 0})
+    await store.refresh([PAGE], time.time())
     before = time.time()
     assert await runtime.poller.tick() == 1
     after = time.time()
@@ -218,7 +218,7 @@ async def test_health_follows_ticks(
         return assess(Hatena, settings, record, time.time()).state
 
     async def tick_now() -> None:
-        await store.reschedule({PAGE: 0})
+        await store.refresh([PAGE], time.time())
         assert await runtime.poller.tick() == 1
 
     assert await hatena_state() == "pending"

@@ -198,38 +198,6 @@ async def test_reschedule_sets_due_but_never_readds(store: Store, redis: Redis) 
     assert await store.tracked_count() == 1
 
 
-async def test_provider_bookkeeping(store: Store) -> None:
-    records = await store.providers(["hatena", "hackernews"])
-    assert records["hatena"].consecutive_failures == 0
-    assert records["hatena"].last_success_at is None
-    assert records["hatena"].last_failure_at is None
-    assert records["hatena"].last_error is None
-
-    await store.record_failure("hatena", T0 + 1, "HTTP 503 Service Unavailable")
-    await store.record_failure("hatena", T0 + 2, "no answer within 2 s")
-    await store.record_failure("hatena", T0 + 3, "HTTP 429 Too Many Requests")
-    await store.record_success("hackernews", T0 + 3)
-    records = await store.providers(["hatena", "hackernews"])
-    hatena = records["hatena"]
-    assert hatena.consecutive_failures == 3
-    assert hatena.last_failure_at == T0 + 3
-    assert hatena.last_error == "HTTP 429 Too Many Requests"
-    assert hatena.last_success_at is None
-    assert records["hackernews"].last_success_at == T0 + 3
-    assert records["hackernews"].consecutive_failures == 0
-
-    await store.record_success("hatena", T0 + 4)
-    hatena = (await store.providers(["hatena"]))["hatena"]
-    assert hatena.consecutive_failures == 0
-    assert hatena.last_success_at == T0 + 4
-    # The last failure stays visible after a success.
-    assert hatena.last_failure_at == T0 + 3
-    assert hatena.last_error == "HTTP 429 Too Many Requests"
-
-    await store.record_failure("hatena", T0 + 5, "boom")
-    assert (await store.providers(["hatena"]))["hatena"].consecutive_failures == 1
-
-
 async def test_beat_and_scheduler_alive(store: Store, redis: Redis) -> None:
     assert await store.scheduler_alive() is False
     await store.beat(ttl=0.2)

@@ -15,6 +15,8 @@ from aggregator.api.models import (
     ErrorBody,
     NetworkCount,
     NetworkState,
+    RefreshRequest,
+    RefreshResponse,
     TrackRequest,
     TrackResponse,
 )
@@ -119,3 +121,28 @@ async def track_url(
     if not created:
         response.status_code = 200
     return TrackResponse(url=url, created=created)
+
+
+@router.post(
+    "/refresh",
+    response_model=RefreshResponse,
+    responses={
+        **ERRORS,
+        401: {"model": ErrorBody, "description": "The admin key is configured and missing"},
+        404: {"model": ErrorBody, "description": "The page is not tracked"},
+    },
+)
+async def refresh(
+    runtime: RuntimeDep, body: RefreshRequest, _: Annotated[bool, Depends(require_write)]
+) -> RefreshResponse:
+    """Move pages to the front of the queue; every network fetches them anew, within budget."""
+    now = time.time()
+    if body.url is not None:
+        url = parse_url(body.url)
+        if not await runtime.store.refresh([url], now):
+            raise ApiError(404, "not tracked", f"{url} is not tracked")
+        return RefreshResponse(refreshed=1)
+    if body.domain is not None:
+        host = body.domain.strip().lower().rstrip(".")
+        return RefreshResponse(refreshed=await runtime.store.refresh_domain(host, now))
+    return RefreshResponse(refreshed=await runtime.store.refresh_all(now))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 NetworkState = Literal["ok", "pending", "error"]
 
@@ -73,3 +73,22 @@ class ProvidersResponse(BaseModel):
 class ReadyResponse(BaseModel):
     redis: str
     scheduler: str
+
+
+class RefreshRequest(BaseModel):
+    """Exactly one of: a page, every page of a domain, or everything."""
+
+    url: str | None = Field(default=None, max_length=4096)
+    domain: str | None = Field(default=None, max_length=253)
+    all: bool = False
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RefreshRequest:
+        chosen = [self.url is not None, self.domain is not None, self.all]
+        if sum(chosen) != 1:
+            raise ValueError('give exactly one of "url", "domain" or "all": true')
+        return self
+
+
+class RefreshResponse(BaseModel):
+    refreshed: int = Field(description="Tracked pages moved to the front of the queue")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tests.fakes import CountOf, FakeRequest, FakeResponse, NetworkFake, json_answer
 
@@ -11,8 +12,10 @@ DECOY_POINTS = 999
 
 
 def decoy_url(url: str) -> str:
-    """A different page whose tokens Algolia would still match for `url`."""
-    return url + ("&" if "?" in url else "?") + "flares_decoy=1"
+    """A different page whose tokens Algolia would still match for `url` (the query differs)."""
+    parts = urlsplit(url)
+    query = parts.query + ("&" if parts.query else "") + "flares_decoy=1"
+    return urlunsplit(parts._replace(query=query))
 
 
 def hit(url: str, points: int, object_id: str) -> dict[str, Any]:
