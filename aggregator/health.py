@@ -10,7 +10,16 @@ from aggregator.config import Settings
 from aggregator.store import ProviderRecord
 from providers.base import Provider
 
-State = Literal["ok", "failing", "pending", "throttled", "rejected", "unconfigured", "disabled"]
+State = Literal[
+    "ok",
+    "failing",
+    "pending",
+    "throttled",
+    "circuit-open",
+    "rejected",
+    "unconfigured",
+    "disabled",
+]
 
 
 def is_enabled(provider: type[Provider], settings: Settings) -> bool:
@@ -64,6 +73,11 @@ def assess(
     if record.throttled_until is not None and record.throttled_until > now:
         wait = record.throttled_until - now
         return Assessment("throttled", f"the network asked to wait; no calls for {wait:.0f} s")
+    if record.breaker(now) != "closed":
+        return Assessment(
+            "circuit-open",
+            f"{record.consecutive_failures} failed requests in a row; calls paused for a cool-down",
+        )
     if record.consecutive_failures >= settings.health.failing_after:
         return Assessment("failing", f"the last {record.consecutive_failures} requests failed")
     if record.last_success_at is None:

@@ -270,12 +270,11 @@ def main(argv: list[str]) -> int:
         server.join(timeout=10)
         if server.is_alive():
             server.terminate()
-    report(results, calls, args)
-    return (
-        0
-        if all(r.ok and r.rate / r.bound(args.concurrency, args.latency) >= TARGET for r in results)
-        else 1
+    report(results, args)
+    passed = all(
+        r.ok and r.rate / r.bound(args.concurrency, args.latency) >= TARGET for r in results
     )
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

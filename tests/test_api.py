@@ -377,3 +377,22 @@ async def test_refresh_a_page_a_domain_or_everything(make_api: ApiFactory, redis
     assert due[shop] < soon
     assert due[other] > soon, "another domain stays where it was"
     assert everything.json() == {"refreshed": 3}
+
+
+async def test_providers_show_the_circuit_breaker(
+    make_api: ApiFactory, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.set_fault("hatena", Fault("status", status=503))
+    health = {"breaker_after": 2, "breaker_cooldown": 60.0, "failing_after": 5}
+    async with make_api(health=health) as (api, runtime):
+        await api.post("/api/v1/urls", json={"url": PAGE})
+        closed = (await api.get("/api/v1/providers/hatena")).json()
+        for _ in range(2):
+            await runtime.store.refresh([PAGE], time.time())
+            await runtime.poller.tick()
+        opened = (await api.get("/api/v1/providers/hatena")).json()
+    assert closed["breaker"] == {"state": "closed", "since": None, "next_probe": None}
+    assert opened["state"] == "circuit-open"
+    assert opened["breaker"]["state"] == "open"
+    assert opened["breaker"]["since"] is not None
+    assert opened["breaker"]["next_probe"] > opened["breaker"]["since"]

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from aggregator.health import State
+
 NetworkState = Literal["ok", "pending", "error"]
 
 
@@ -57,13 +59,20 @@ class ProviderOut(BaseModel):
     docs_url: str | None = Field(description="The network's documentation of the endpoint")
     enabled: bool
     configured: bool
-    state: Literal["ok", "failing", "pending", "throttled", "rejected", "unconfigured", "disabled"]
+    state: State
     reason: str
     batch_size: int
     last_success_at: datetime | None
     last_error_at: datetime | None
     last_error: str | None
     urls_tracked: int
+    breaker: Breaker
+
+
+class Breaker(BaseModel):
+    state: Literal["closed", "open", "half-open"]
+    since: datetime | None = Field(description="When it opened; null while closed")
+    next_probe: datetime | None = Field(description="When one request may test the network")
 
 
 class ProvidersResponse(BaseModel):

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from aggregator.api.counts import timestamp
 from aggregator.api.deps import RuntimeDep
 from aggregator.api.errors import ApiError
-from aggregator.api.models import ErrorBody, ProviderOut, ProvidersResponse
+from aggregator.api.models import Breaker, ErrorBody, ProviderOut, ProvidersResponse
 from aggregator.health import assess, is_enabled, missing_settings
 from aggregator.runtime import Runtime
 
@@ -40,6 +40,11 @@ async def provider_views(runtime: Runtime, names: list[str]) -> list[ProviderOut
                 last_error_at=timestamp(record.last_failure_at),
                 last_error=record.last_error,
                 urls_tracked=tracked if name in runtime.poller.provider_names else 0,
+                breaker=Breaker(
+                    state=record.breaker(now),
+                    since=timestamp(record.breaker_since),
+                    next_probe=timestamp(record.breaker_until),
+                ),
             )
         )
     return views
