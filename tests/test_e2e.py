@@ -123,6 +123,13 @@ def test_bad_input_over_http(fake_upstream: FakeUpstream, tmp_path: Path) -> Non
         )
         assert refused.returncode == 1
         assert "401" in refused.stderr
+        admin_env = {**env, "FLARES_PORT": str(service.port)}
+        assert run_cli(["track", PAGE], admin_env).returncode == 0
+        refreshed = run_cli(["refresh", "--all"], admin_env)
+        assert (refreshed.returncode, refreshed.stdout.strip()) == (0, "refreshing 1 page(s)")
+        nothing = run_cli(["refresh"], admin_env)
+        assert nothing.returncode == 2
+        assert "--domain or --all" in nothing.stderr
     finally:
         service.stop()
 
