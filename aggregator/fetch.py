@@ -112,6 +112,13 @@ class Deferred(Exception):
 
 
 @dataclass
+class RunState:
+    """Shared by the batches of one run: the refusal that holds for all of them, once seen."""
+
+    held: Refused | None = None
+
+
+@dataclass
 class Report:
     """How a request went, filled in while it runs and handed to the gate afterwards."""
 
@@ -159,20 +166,31 @@ class Executor:
 
     async def run(self, provider: type[Provider], urls: Sequence[str]) -> FetchOutcome:
         """Fetch every URL in batches of the provider's size; errors are results, not raises."""
+        conf = self._settings.provider(provider.name)
+        # No more batches in flight than the provider may have requests: the rest wait here
+        # instead of all asking the gate (and Redis) at once.
+        lanes = asyncio.Semaphore(conf.concurrency or provider.concurrency)
+        run = RunState()
+
+        async def lane(batch: Sequence[str]) -> FetchOutcome:
+            async with lanes:
+                return await self._batch(provider, conf, batch, run)
+
         outcome = FetchOutcome()
-        parts = await asyncio.gather(
-            *(self._batch(provider, batch) for batch in chunks(urls, provider.batch_size))
-        )
-        for part in parts:
+        for part in await asyncio.gather(*(lane(b) for b in chunks(urls, provider.batch_size))):
             outcome.add(part)
         return outcome
 
-    async def _batch(self, provider: type[Provider], urls: Sequence[str]) -> FetchOutcome:
-        conf = self._settings.provider(provider.name)
+    async def _batch(
+        self, provider: type[Provider], conf: ProviderSettings, urls: Sequence[str], run: RunState
+    ) -> FetchOutcome:
         try:
+            if run.held is not None:
+                # The gate said wait for a reason that holds for the whole run: do not ask again.
+                raise Deferred(run.held)
             outcome = await self._attempts(provider, conf, urls)
         except Deferred as held:
-            refused = held.refused
+            refused = run.held = held.refused
             error = FetchError("deferred", f"not asked: {REFUSALS[refused.reason]}")
             # A refused credential is not coming back by itself: no early retry for it.
             wait = None if refused.reason == "rejected" else refused.wait
