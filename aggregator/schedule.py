@@ -79,6 +79,16 @@ class Poller:
         async with self._busy:
             return await self._tick()
 
+    async def drain(self) -> int:
+        """Tick again while ticks come back full, so a backlog is not capped at one claim per
+        period; stop after half a lease so the scheduler's heartbeat and shutdown stay timely."""
+        deadline = time.monotonic() + self._conf.lease_seconds / 2
+        total = claimed = await self.tick()
+        while claimed == self._conf.claim_size and time.monotonic() < deadline:
+            claimed = await self.tick()
+            total += claimed
+        return total
+
     async def idle(self) -> None:
         """Wait until no tick is running, so a shutdown does not cut a batch in half."""
         async with self._busy:
@@ -173,7 +183,7 @@ def start_scheduler(poller: Poller, tick_seconds: float) -> AsyncIOScheduler:
     """Run the poller's tick now and then periodically on the running loop, never two at once."""
     scheduler = AsyncIOScheduler(timezone=UTC)
     scheduler.add_job(
-        poller.tick,
+        poller.drain,
         "interval",
         seconds=tick_seconds,
         max_instances=1,

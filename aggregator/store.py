@@ -288,6 +288,16 @@ class Store:
         keys = [url_key(url), DUE, domain_key(host), HOSTS]
         return bool(await self._track(keys=keys, args=[repr(now), url, host]))
 
+    async def track_many(self, urls: Iterable[str], now: float) -> int:
+        """Track many canonical URLs in one round trip; returns how many were new."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for url in urls:
+                host = urlsplit(url).hostname or ""
+                keys = [url_key(url), DUE, domain_key(host), HOSTS]
+                await self._track(keys=keys, args=[repr(now), url, host], client=pipe)
+            created: list[int] = await pipe.execute()
+        return sum(created)
+
     async def get(self, url: str) -> UrlRecord | None:
         raw = cast(dict[str, str], await self.redis.hgetall(url_key(url)))
         return _url_record(url, raw) if "tracked_at" in raw else None
