@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -43,6 +43,8 @@ TRANSIENT: frozenset[ErrorKind] = frozenset({"timeout", "connect"})
 NEUTRAL: frozenset[ErrorKind] = frozenset({"throttled", "rejected", "request"})
 MAX_MESSAGE = 200
 log = logging.getLogger(__name__)
+# Receives a batch's counts as they arrive (the poller stores them).
+Sink = Callable[[dict[str, Observation]], Awaitable[None]]
 # A token is renewed this long before the network says it expires.
 TOKEN_MARGIN = 60.0
 
@@ -164,8 +166,14 @@ class Executor:
         # One auth step at a time per provider: concurrent batches wait for its token.
         self._token_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    async def run(self, provider: type[Provider], urls: Sequence[str]) -> FetchOutcome:
-        """Fetch every URL in batches of the provider's size; errors are results, not raises."""
+    async def run(
+        self, provider: type[Provider], urls: Sequence[str], sink: Sink | None = None
+    ) -> FetchOutcome:
+        """Fetch every URL in batches of the provider's size; errors are results, not raises.
+
+        `sink` gets each batch's counts as soon as they arrive, so storing overlaps fetching
+        and a process that dies mid-run loses only the batches in flight.
+        """
         conf = self._settings.provider(provider.name)
         # No more batches in flight than the provider may have requests: the rest wait here
         # instead of all asking the gate (and Redis) at once.
@@ -174,7 +182,10 @@ class Executor:
 
         async def lane(batch: Sequence[str]) -> FetchOutcome:
             async with lanes:
-                return await self._batch(provider, conf, batch, run)
+                part = await self._batch(provider, conf, batch, run)
+            if sink is not None and part.observations:
+                await sink(part.observations)
+            return part
 
         outcome = FetchOutcome()
         for part in await asyncio.gather(*(lane(b) for b in chunks(urls, provider.batch_size))):

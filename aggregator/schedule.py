@@ -16,7 +16,7 @@ from aggregator.config import ScheduleSettings, Settings
 from aggregator.fetch import Executor, throttle_wait
 from aggregator.health import fingerprint
 from aggregator.store import Store
-from providers.base import Problem, Provider
+from providers.base import Observation, Problem, Provider
 
 log = logging.getLogger(__name__)
 HELD = frozenset({"deferred", "throttled", "rejected"})
@@ -144,11 +144,14 @@ class Poller:
     async def _refresh(self, provider: type[Provider], urls: list[str]) -> Round:
         if not urls:
             return Round()
-        outcome = await self._executor.run(provider, urls)
+        result = Round()
+
+        async def store(observations: dict[str, Observation]) -> None:
+            moved = await self._store.merge_counts(provider.name, observations, time.time())
+            result.moved |= moved
+
+        outcome = await self._executor.run(provider, urls, store)
         now = time.time()
-        result = Round(
-            moved=await self._store.merge_counts(provider.name, outcome.observations, now)
-        )
         if outcome.problem is not None:
             await self._heed(provider, outcome.problem, now)
         # Held back or told to wait: nothing failed, the URLs stay owed.
