@@ -13,6 +13,7 @@ from typing import Literal
 from urllib.parse import quote, quote_plus
 
 import httpx
+from redis.exceptions import RedisError
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -325,9 +326,14 @@ class Executor:
             report.message = scrub(failure.error.message, self._secrets())
             raise
         finally:
-            await self._gate.leave(
-                provider.name, permit, report.result, report.message, limits, time.time()
-            )
+            try:
+                await self._gate.leave(
+                    provider.name, permit, report.result, report.message, limits, time.time()
+                )
+            except RedisError as exc:
+                # The answer is in hand; losing it to a Redis blip would waste the request. The
+                # slot frees itself when it expires; only this request's health record is lost.
+                log.warning("%s: could not record the request in Redis: %s", provider.name, exc)
 
     async def _enter(self, name: str, cost: int, limits: Limits, patience: float) -> Pass:
         """A pass from the gate; waits a little for a free slot, defers on anything else."""

@@ -8,9 +8,12 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aggregator.config import Settings
 from aggregator.fetch import MAX_MESSAGE, Executor, FetchOutcome, chunks, scrub
+from aggregator.gate import Gate
 from providers.base import NetworkStatus, ParseError, Provider, ProviderRequest, rebase
 from providers.hackernews import HackerNews
 from providers.hatena import Hatena
@@ -382,3 +385,21 @@ async def test_a_parser_bug_fails_its_urls_not_the_tick(
     assert {(e.kind, e.message) for e in outcome.errors.values()} == {
         ("parse", "the provider failed to read the answer (IndexError)")
     }
+
+
+async def test_an_answer_survives_a_redis_blip_while_recording_it(
+    make_settings: SettingsFactory,
+    client: httpx.AsyncClient,
+    fake_upstream: FakeUpstream,
+    redis: Redis,
+) -> None:
+    class BlipOnLeave(Gate):
+        """The real gate, except that Redis drops the connection as the request is recorded."""
+
+        async def leave(self, *args: Any, **kwargs: Any) -> None:
+            raise RedisConnectionError("Connection reset by peer")
+
+    fake_upstream.set_count("hatena", "https://example.com/post/0", 6)
+    executor = Executor(client, make_settings(), BlipOnLeave(redis))
+    outcome = await executor.run(Hatena, pages(1))
+    assert outcome.counts == {"https://example.com/post/0": 6}
