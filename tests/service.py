@@ -8,11 +8,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
+
+from providers.registry import discover
 
 T = TypeVar("T")
 
@@ -28,6 +30,15 @@ def flares_env(extra: Mapping[str, str]) -> dict[str, str]:
     """The process environment without the developer's FLARES_* settings, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLARES_")}
     env.update(extra)
+    return env
+
+
+def providers_env(base_url: str, enabled: Collection[str]) -> dict[str, str]:
+    """Every installed provider pointed at `base_url`; only those in `enabled` switched on."""
+    env: dict[str, str] = {}
+    for name in discover():
+        env[f"FLARES_PROVIDERS__{name.upper()}__BASE_URL"] = base_url
+        env[f"FLARES_PROVIDERS__{name.upper()}__ENABLED"] = str(name in enabled).lower()
     return env
 
 

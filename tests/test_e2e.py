@@ -13,12 +13,11 @@ import httpx
 import pytest
 from redis import Redis
 
-from providers.registry import discover
 from tests.conftest import DEFAULT_ON
 from tests.fakes import bluesky as fake_bluesky
 from tests.fakes import reddit as fake_reddit
 from tests.fakeupstream import FakeUpstream, Fault
-from tests.service import FlaresProcess, Service, run_cli, wait_for
+from tests.service import FlaresProcess, Service, providers_env, run_cli, wait_for
 
 PAGE = "https://blog.example.com/2026/11/hello"
 
@@ -27,17 +26,14 @@ def service_env(
     fake: FakeUpstream, data_dir: Path, enabled: Collection[str] = DEFAULT_ON
 ) -> dict[str, str]:
     """Every provider pointed at the fake upstream; only `enabled` ones switched on."""
-    env = {
+    return {
         "FLARES_DATA_DIR": str(data_dir),
         "FLARES_SCHEDULE__TICK_SECONDS": "0.2",
         "FLARES_SCHEDULE__FRESH_INTERVAL": "0.5",
         "FLARES_SCHEDULE__RETRY_INTERVAL": "0.5",
         "FLARES_HEALTH__FAILING_AFTER": "2",
+        **providers_env(fake.base_url, enabled),
     }
-    for name in discover():
-        env[f"FLARES_PROVIDERS__{name.upper()}__BASE_URL"] = fake.base_url
-        env[f"FLARES_PROVIDERS__{name.upper()}__ENABLED"] = str(name in enabled).lower()
-    return env
 
 
 def counts_when(service: Service, ready: Any) -> dict[str, Any]:

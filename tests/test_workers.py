@@ -10,9 +10,8 @@ from pathlib import Path
 
 from aggregator.runtime import redis_client
 from aggregator.store import Store
-from providers.registry import discover
 from tests.fakeupstream import FakeUpstream, Fault
-from tests.service import FlaresProcess, wait_for
+from tests.service import FlaresProcess, providers_env, wait_for
 
 N = 2000
 URLS = [f"https://example.com/post/{i}" for i in range(N)]
@@ -20,7 +19,7 @@ NETWORKS = ("hackernews", "hatena")
 
 
 def worker_env(fake: FakeUpstream, redis_url: str, name: str) -> dict[str, str]:
-    env = {
+    return {
         "FLARES_REDIS_URL": redis_url,
         "FLARES_USER_AGENT": name,
         "FLARES_SCHEDULE__TICK_SECONDS": "0.1",
@@ -32,11 +31,8 @@ def worker_env(fake: FakeUpstream, redis_url: str, name: str) -> dict[str, str]:
         "FLARES_PROVIDERS__HACKERNEWS__CONCURRENCY": "24",
         "FLARES_PROVIDERS__HATENA__CONCURRENCY": "4",
         "FLARES_PROVIDERS__HATENA__BUDGET_REQUESTS": "1000",
+        **providers_env(fake.base_url, NETWORKS),
     }
-    for provider in discover():
-        env[f"FLARES_PROVIDERS__{provider.upper()}__BASE_URL"] = fake.base_url
-        env[f"FLARES_PROVIDERS__{provider.upper()}__ENABLED"] = str(provider in NETWORKS).lower()
-    return env
 
 
 async def track_all(redis_url: str) -> None:
