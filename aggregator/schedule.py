@@ -15,7 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from aggregator.config import ScheduleSettings, Settings
 from aggregator.fetch import Executor, throttle_wait
 from aggregator.health import fingerprint
-from aggregator.store import Store
+from aggregator.store import Claim, Store
 from providers.base import Observation, Problem, Provider
 
 log = logging.getLogger(__name__)
@@ -98,18 +98,20 @@ class Poller:
         now = time.time()
         await self._store.beat(ttl=self._conf.tick_seconds * 3 + 5)
         claimed = await self._store.claim_due(
-            now, self._conf.claim_size, lease_until=now + self._conf.lease_seconds
+            now,
+            self._conf.claim_size,
+            lease_until=now + self._conf.lease_seconds,
+            networks=self.provider_names,
         )
         if not claimed:
             return 0
         urls = sorted(claimed)
-        fetched = await self._store.last_fetched(urls, self.provider_names)
-        intervals = {u: refresh_interval(now - claimed[u], self._conf) for u in urls}
+        intervals = {u: refresh_interval(now - claimed[u].tracked_at, self._conf) for u in urls}
         rounds = await asyncio.gather(
             *(
                 self._refresh(
                     provider,
-                    [u for u in urls if owes(fetched[u][name], intervals[u], now)],
+                    [u for u in urls if owes(claimed[u].fetched[name], intervals[u], now)],
                 )
                 for name, provider in self._providers.items()
             )
@@ -118,7 +120,7 @@ class Poller:
         return len(claimed)
 
     def _next_due(
-        self, claimed: Mapping[str, float], intervals: Mapping[str, float], rounds: list[Round]
+        self, claimed: Mapping[str, Claim], intervals: Mapping[str, float], rounds: list[Round]
     ) -> dict[str, float]:
         """Next due time per URL: sooner where counts moved, retry where a fetch failed or
         was held back, jittered so that URLs tracked together drift apart."""

@@ -175,6 +175,15 @@ class UrlRecord:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A leased URL: when it was first tracked, and when each network last answered for it
+    (None: never, or not since an admin forced a refresh)."""
+
+    tracked_at: float
+    fetched: dict[str, float | None]
+
+
+@dataclass(frozen=True)
 class ProviderRecord:
     """Health bookkeeping of one provider."""
 
@@ -187,7 +196,6 @@ class ProviderRecord:
     rejected_reason: str | None = None
     breaker_until: float | None = None
     breaker_since: float | None = None
-    probe_until: float | None = None
 
     def breaker(self, now: float) -> Literal["closed", "open", "half-open"]:
         """The circuit breaker's state: open until its cool-down ends, then half-open."""
@@ -305,20 +313,28 @@ class Store:
     async def tracked_count(self) -> int:
         return int(await self.redis.zcard(DUE))
 
-    async def claim_due(self, now: float, limit: int, lease_until: float) -> dict[str, float]:
-        """Lease up to `limit` due URLs and return them with the time each was first tracked."""
+    async def claim_due(
+        self, now: float, limit: int, lease_until: float, networks: Sequence[str] = ()
+    ) -> dict[str, Claim]:
+        """Lease up to `limit` due URLs; for each, when it was first tracked and when each of
+        `networks` last answered for it, read in the same round trip."""
         urls: list[str] = await self._claim(keys=[DUE], args=[repr(now), limit, repr(lease_until)])
         if not urls:
             return {}
+        fields = ["tracked_at", "forced_at", *(f"fetched:{n}" for n in networks)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for url in urls:
-                pipe.hget(url_key(url), "tracked_at")
-            tracked: list[str | None] = await pipe.execute()
-        orphans = [u for u, t in zip(urls, tracked, strict=True) if t is None]
+                pipe.hmget(url_key(url), fields)
+            rows: list[list[str | None]] = await pipe.execute()
+        orphans = [u for u, row in zip(urls, rows, strict=True) if row[0] is None]
         if orphans:
             # A queue entry whose record is gone would otherwise be leased again forever.
             await self.redis.zrem(DUE, *orphans)
-        return {u: float(t) for u, t in zip(urls, tracked, strict=True) if t is not None}
+        return {
+            url: Claim(float(row[0]), _fetched_since_forced(networks, row[1:]))
+            for url, row in zip(urls, rows, strict=True)
+            if row[0] is not None
+        }
 
     async def merge_counts(
         self, network: str, counts: Mapping[str, int | Observation], now: float
@@ -336,19 +352,6 @@ class Store:
                 await self._merge(keys=[url_key(url)], args=args, client=pipe)
             rose: list[int] = await pipe.execute()
         return {url for url, up in zip(counts, rose, strict=True) if up == 1}
-
-    async def last_fetched(
-        self, urls: Sequence[str], networks: Sequence[str]
-    ) -> dict[str, dict[str, float | None]]:
-        """When each network last answered for each URL (None: never)."""
-        fields = ["forced_at", *(f"fetched:{n}" for n in networks)]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for url in urls:
-                pipe.hmget(url_key(url), fields)
-            rows: list[list[str | None]] = await pipe.execute()
-        return {
-            url: _fetched_since_forced(networks, row) for url, row in zip(urls, rows, strict=True)
-        }
 
     async def refresh(self, urls: Iterable[str], now: float) -> int:
         """Make tracked URLs due now for every provider; returns how many were tracked."""
@@ -415,7 +418,6 @@ class Store:
                 rejected_reason=raw.get("rejected_reason"),
                 breaker_until=_float(raw.get("breaker_until")),
                 breaker_since=_float(raw.get("breaker_since")),
-                probe_until=_float(raw.get("probe_until")),
             )
             for name, raw in zip(names, raws, strict=True)
         }

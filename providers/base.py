@@ -179,6 +179,14 @@ class Provider(abc.ABC):
         return None
 
     @classmethod
+    def bearer_header(cls, config: Mapping[str, str], scheme: str = "Bearer") -> dict[str, str]:
+        """The Authorization header with the auth step's token; ValueError without one."""
+        token = config.get("token")
+        if not token:
+            raise ValueError(f"{cls.name} needs {' and '.join(cls.credentials)} for a token")
+        return {"Authorization": f"{scheme} {token}"}
+
+    @classmethod
     def parse_token(cls, body: bytes) -> Token:
         """Read the auth step's answer; only called when token_request gives a request."""
         raise ParseError(f"{cls.name}: has no auth step")

@@ -102,14 +102,11 @@ class Bluesky(Provider):
     ) -> ProviderRequest:
         """searchPosts with `q` (required by the lexicon) and the `url` link filter."""
         page = one_url(cls.name, urls)
-        token = config.get("token")
-        if not token:
-            raise ValueError(f"{cls.name} needs handle and app_password for a session")
         params = (("q", page), ("url", page), ("limit", str(cls.page_size)))
         return ProviderRequest(
             url=rebase(cls.endpoint, base_url),
             params=params,
-            headers={"Authorization": f"Bearer {token}"},
+            headers=cls.bearer_header(config),
         )
 
     @classmethod

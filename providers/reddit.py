@@ -81,13 +81,10 @@ class Reddit(Provider):
     ) -> ProviderRequest:
         """`GET /api/info?url=` on the OAuth host with the bearer token."""
         page = one_url(cls.name, urls)
-        token = config.get("token")
-        if not token:
-            raise ValueError(f"{cls.name} needs client_id and client_secret for a token")
         return ProviderRequest(
             url=rebase(cls.endpoint, base_url),
             params=(("url", page),),
-            headers={"Authorization": f"bearer {token}"},
+            headers=cls.bearer_header(config, scheme="bearer"),
         )
 
     @classmethod

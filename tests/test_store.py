@@ -6,7 +6,7 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from aggregator.store import DUE, HEARTBEAT, MAX_COUNT, Store, url_key
+from aggregator.store import DUE, HEARTBEAT, MAX_COUNT, Claim, Store, url_key
 
 A = "https://example.com/a"
 B = "https://example.com/b"
@@ -149,25 +149,29 @@ async def test_mark_failed_untracked_creates_nothing(store: Store, redis: Redis)
     assert await redis.exists(url_key(A)) == 0
 
 
+def tracked_at(claims: dict[str, Claim]) -> dict[str, float]:
+    return {url: claim.tracked_at for url, claim in claims.items()}
+
+
 async def test_claim_due_only_due_with_limit_and_tracked_at(store: Store) -> None:
     for i in range(5):
         await store.track(f"{A}/{i}", T0 + i)
     await store.track(B, T0 + 1000)  # not yet due at T0 + 10
-    claimed = await store.claim_due(T0 + 10, limit=3, lease_until=T0 + 100)
+    claimed = tracked_at(await store.claim_due(T0 + 10, limit=3, lease_until=T0 + 100))
     assert claimed == {f"{A}/{i}": T0 + i for i in range(3)}
-    rest = await store.claim_due(T0 + 10, limit=10, lease_until=T0 + 100)
+    rest = tracked_at(await store.claim_due(T0 + 10, limit=10, lease_until=T0 + 100))
     assert rest == {f"{A}/{i}": T0 + i for i in (3, 4)}
 
 
 async def test_lease_hides_claimed_until_it_ends(store: Store, redis: Redis) -> None:
     await store.track(A, T0)
     await store.track(B, T0)
-    first = await store.claim_due(T0, limit=10, lease_until=T0 + 300)
+    first = tracked_at(await store.claim_due(T0, limit=10, lease_until=T0 + 300))
     assert set(first) == {A, B}
     assert await redis.zscore(DUE, A) == T0 + 300
-    assert await store.claim_due(T0 + 299, limit=10, lease_until=T0 + 600) == {}
+    assert tracked_at(await store.claim_due(T0 + 299, limit=10, lease_until=T0 + 600)) == {}
     # The worker died without rescheduling: after the lease the URLs come back.
-    again = await store.claim_due(T0 + 300, limit=10, lease_until=T0 + 600)
+    again = tracked_at(await store.claim_due(T0 + 300, limit=10, lease_until=T0 + 600))
     assert again == {A: T0, B: T0}
 
 
@@ -185,7 +189,7 @@ async def test_concurrent_claimers_get_disjoint_complete_sets(store: Store, redi
     assert len(seen) == len(set(seen)) == 500
     assert set(seen) == set(urls)
     assert all(len(part) <= 37 for part in parts)
-    assert await store.claim_due(T0, limit=1000, lease_until=T0 + 60) == {}
+    assert tracked_at(await store.claim_due(T0, limit=1000, lease_until=T0 + 60)) == {}
 
 
 async def test_reschedule_sets_due_but_never_readds(store: Store, redis: Redis) -> None:
@@ -217,5 +221,5 @@ async def test_claim_drops_queue_entries_whose_record_is_gone(store: Store, redi
     await store.track(A, T0)
     await store.track(B, T0)
     await redis.delete(url_key(B))
-    assert await store.claim_due(T0 + 1, 10, lease_until=T0 + 100) == {A: T0}
+    assert tracked_at(await store.claim_due(T0 + 1, 10, lease_until=T0 + 100)) == {A: T0}
     assert await redis.zscore(DUE, B) is None

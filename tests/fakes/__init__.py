@@ -7,9 +7,11 @@ answer in the network's real format. The server in tests/fakeupstream.py finds e
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import pkgutil
 import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +62,34 @@ class NetworkFake:
 
     def serves(self, path: str) -> bool:
         return any(re.fullmatch(pattern, path) for pattern in self.paths)
+
+
+class IssuedTokens:
+    """The bearer tokens a fake's auth endpoint handed out, shared by the server's threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._issued: set[str] = set()
+        self._serial = itertools.count(1)
+
+    def next_serial(self) -> int:
+        with self._lock:
+            return next(self._serial)
+
+    def add(self, token: str) -> None:
+        with self._lock:
+            self._issued.add(token)
+
+    def known(self, authorization: str) -> bool:
+        """Whether an Authorization header carries a token handed out (scheme case-insensitive)."""
+        scheme, _, token = authorization.partition(" ")
+        with self._lock:
+            return scheme.lower() == "bearer" and token in self._issued
+
+    def revoke(self) -> None:
+        """Forget every token, as a network does when it revokes them early."""
+        with self._lock:
+            self._issued.clear()
 
 
 def discover() -> dict[str, NetworkFake]:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import base64
-import itertools
 import json
-import threading
 import time
 from typing import Any
 
-from tests.fakes import CountOf, FakeRequest, FakeResponse, NetworkFake, json_answer
+from tests.fakes import (
+    CountOf,
+    FakeRequest,
+    FakeResponse,
+    IssuedTokens,
+    NetworkFake,
+    json_answer,
+)
 
 # The only account the fake accepts; tests configure the provider with it.
 HANDLE = "flares-test.bsky.social"
@@ -19,15 +24,8 @@ PAGE_LIMIT = 100
 # How long the fake's access tokens live (atproto's own are about two hours).
 LIFETIME = 7200
 
-_lock = threading.Lock()
-_issued: set[str] = set()
-_serial = itertools.count(1)
-
-
-def revoke_tokens() -> None:
-    """Forget every issued token, as a PDS does when a session is deleted."""
-    with _lock:
-        _issued.clear()
+TOKENS = IssuedTokens()
+revoke_tokens = TOKENS.revoke
 
 
 def _b64(data: bytes) -> str:
@@ -59,18 +57,17 @@ def _session(request: FakeRequest) -> FakeResponse:
         refused = {"error": "AuthenticationRequired", "message": "Invalid identifier or password"}
         return json_answer(refused, 401)
     now = int(time.time())
-    with _lock:
-        serial = next(_serial)
-        claims = {
-            "scope": "com.atproto.appPass",
-            "sub": DID,
-            "iat": now,
-            "exp": now + LIFETIME,
-            "aud": "did:web:bsky.social",
-            "jti": f"fake-{serial}",
-        }
-        access = jwt(claims)
-        _issued.add(access)
+    serial = TOKENS.next_serial()
+    claims = {
+        "scope": "com.atproto.appPass",
+        "sub": DID,
+        "iat": now,
+        "exp": now + LIFETIME,
+        "aud": "did:web:bsky.social",
+        "jti": f"fake-{serial}",
+    }
+    access = jwt(claims)
+    TOKENS.add(access)
     refresh = jwt({"scope": "com.atproto.refresh", "sub": DID, "jti": f"refresh-{serial}"})
     return json_answer({"accessJwt": access, "refreshJwt": refresh, "handle": HANDLE, "did": DID})
 
@@ -105,10 +102,7 @@ def post_view(url: str, n: int) -> dict[str, Any]:
 
 
 def _search(request: FakeRequest, count_of: CountOf) -> FakeResponse:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    with _lock:
-        known = scheme == "Bearer" and token in _issued
-    if not known:
+    if not TOKENS.known(request.headers.get("authorization", "")):
         refused = {"error": "AuthenticationRequired", "message": "Authentication Required"}
         return json_answer(refused, 401)
     if not request.param("q"):

@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import base64
-import itertools
-import threading
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tests.fakes import CountOf, FakeRequest, FakeResponse, NetworkFake, json_answer
+from tests.fakes import (
+    CountOf,
+    FakeRequest,
+    FakeResponse,
+    IssuedTokens,
+    NetworkFake,
+    json_answer,
+)
 
 # The only client credentials the fake accepts; tests configure the provider with them.
 CLIENT_ID = "flares-test-client"
 CLIENT_SECRET = "r3ddit/secret+key=&1"
 UNAUTHORIZED = {"message": "Unauthorized", "error": 401}
 
-_lock = threading.Lock()
-_issued: set[str] = set()
-_serial = itertools.count(1)
-
-
-def revoke_tokens() -> None:
-    """Forget every issued token, as Reddit does when it revokes them early."""
-    with _lock:
-        _issued.clear()
+TOKENS = IssuedTokens()
+revoke_tokens = TOKENS.revoke
 
 
 def comments_for(score: int) -> int:
@@ -65,19 +63,15 @@ def _token(request: FakeRequest) -> FakeResponse:
     form = dict(parse_qsl(request.body.decode(errors="replace")))
     if form.get("grant_type") != "client_credentials":
         return json_answer({"error": "unsupported_grant_type"}, 400)
-    with _lock:
-        token = f"fake-reddit-token-{next(_serial)}"
-        _issued.add(token)
+    token = f"fake-reddit-token-{TOKENS.next_serial()}"
+    TOKENS.add(token)
     return json_answer(
         {"access_token": token, "token_type": "bearer", "expires_in": 86400, "scope": "*"}
     )
 
 
 def _info(request: FakeRequest, count_of: CountOf) -> FakeResponse:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    with _lock:
-        known = scheme.lower() == "bearer" and token in _issued
-    if not known:
+    if not TOKENS.known(request.headers.get("authorization", "")):
         return json_answer(UNAUTHORIZED, 401)
     url = request.param("url")
     count = count_of(url)
