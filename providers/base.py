@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 MAX_COUNT = 10**12
 """No page has been shared a trillion times: a larger number is a broken answer, not a count."""
@@ -147,6 +147,10 @@ class Provider(abc.ABC):
 
     name: ClassVar[str]
     label: ClassVar[str]
+    # Brand colour of the network's button and badge, as '#rrggbb'.
+    color: ClassVar[str] = "#555555"
+    # The network's share page, with {url} and {title} placeholders; None where it has none.
+    share_url: ClassVar[str | None] = None
     status: ClassVar[NetworkStatus]
     status_since: ClassVar[date | None] = None
     docs_url: ClassVar[str | None] = None
@@ -165,6 +169,13 @@ class Provider(abc.ABC):
     cost_per_url: ClassVar[bool] = False
     # URL variants the network already counts as one page ("scheme", "www", "slash").
     merges_variants: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def share_link(cls, url: str, title: str = "") -> str | None:
+        """The network's share page for a page URL, or None where the network has none."""
+        if cls.share_url is None:
+            return None
+        return cls.share_url.format(url=quote(url, safe=""), title=quote(title, safe=""))
 
     @classmethod
     def required_settings(cls, config: Mapping[str, str]) -> tuple[str, ...]:

@@ -57,6 +57,8 @@ class Bluesky(Provider):
 
     name: ClassVar[str] = "bluesky"
     label: ClassVar[str] = "Bluesky"
+    color: ClassVar[str] = "#1185fe"
+    share_url: ClassVar[str | None] = "https://bsky.app/intent/compose?text={title}%20{url}"
     status: ClassVar[NetworkStatus] = NetworkStatus.LIVE
     docs_url: ClassVar[str | None] = "https://docs.bsky.app/docs/api/app-bsky-feed-search-posts"
     endpoint: ClassVar[str] = "https://bsky.social/xrpc/app.bsky.feed.searchPosts"

@@ -13,6 +13,8 @@ class Buffer(OneUrlProvider):
 
     name: ClassVar[str] = "buffer"
     label: ClassVar[str] = "Buffer"
+    color: ClassVar[str] = "#323b43"
+    share_url: ClassVar[str | None] = "https://buffer.com/add?url={url}&text={title}"
     # v1 is legacy (Buffer takes no new developer apps) and answers without the token it documents.
     status: ClassVar[NetworkStatus] = NetworkStatus.UNDOCUMENTED
     docs_url: ClassVar[str] = "https://buffer.com/developers/api/links"

@@ -49,6 +49,8 @@ class Facebook(Provider):
 
     name: ClassVar[str] = "facebook"
     label: ClassVar[str] = "Facebook"
+    color: ClassVar[str] = "#1877f2"
+    share_url: ClassVar[str | None] = "https://www.facebook.com/sharer/sharer.php?u={url}"
     status: ClassVar[NetworkStatus] = NetworkStatus.LIVE
     docs_url: ClassVar[str | None] = "https://developers.facebook.com/docs/graph-api/reference/url/"
     endpoint: ClassVar[str] = f"https://graph.facebook.com/{DEFAULT_GRAPH_VERSION}/"

@@ -15,6 +15,8 @@ class GooglePlus(OneUrlProvider):
 
     name: ClassVar[str] = "googleplus"
     label: ClassVar[str] = "Google+"
+    color: ClassVar[str] = "#db4437"
+    share_url: ClassVar[str | None] = None
     # Counts were hidden mid-2017; consumer Google+ (and this endpoint's data) went 2019-04-02.
     status: ClassVar[NetworkStatus] = NetworkStatus.RETIRED
     status_since: ClassVar[date] = date(2019, 4, 2)

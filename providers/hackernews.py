@@ -42,6 +42,8 @@ class HackerNews(Provider):
 
     name: ClassVar[str] = "hackernews"
     label: ClassVar[str] = "Hacker News"
+    color: ClassVar[str] = "#ff6600"
+    share_url: ClassVar[str | None] = "https://news.ycombinator.com/submitlink?u={url}&t={title}"
     status: ClassVar[NetworkStatus] = NetworkStatus.LIVE
     docs_url: ClassVar[str | None] = "https://hn.algolia.com/api"
     endpoint: ClassVar[str] = "https://hn.algolia.com/api/v1/search"

@@ -21,6 +21,10 @@ class Hatena(Provider):
 
     name: ClassVar[str] = "hatena"
     label: ClassVar[str] = "Hatena Bookmark"
+    color: ClassVar[str] = "#00a4de"
+    share_url: ClassVar[str | None] = (
+        "https://b.hatena.ne.jp/add?mode=confirm&url={url}&title={title}"
+    )
     status: ClassVar[NetworkStatus] = NetworkStatus.LIVE
     docs_url: ClassVar[str | None] = (
         "https://developer.hatena.ne.jp/ja/documents/bookmark/apis/getcount"

@@ -14,6 +14,8 @@ class LinkedIn(OneUrlProvider):
 
     name: ClassVar[str] = "linkedin"
     label: ClassVar[str] = "LinkedIn"
+    color: ClassVar[str] = "#0a66c2"
+    share_url: ClassVar[str | None] = "https://www.linkedin.com/sharing/share-offsite/?url={url}"
     # LinkedIn removed the counter and its data on 2018-02-07; the endpoint 404s since mid-2019.
     status: ClassVar[NetworkStatus] = NetworkStatus.RETIRED
     status_since: ClassVar[date] = date(2018, 2, 7)

@@ -13,6 +13,8 @@ class OK(OneUrlProvider):
 
     name: ClassVar[str] = "ok"
     label: ClassVar[str] = "OK.ru"
+    color: ClassVar[str] = "#ee8208"
+    share_url: ClassVar[str | None] = "https://connect.ok.ru/offer?url={url}&title={title}"
     status: ClassVar[NetworkStatus] = NetworkStatus.UNDOCUMENTED
     docs_url: ClassVar[str] = "https://apiok.ru/en/ext/like"
     endpoint: ClassVar[str] = "https://connect.ok.ru/dk"

@@ -13,6 +13,10 @@ class Pinterest(OneUrlProvider):
 
     name: ClassVar[str] = "pinterest"
     label: ClassVar[str] = "Pinterest"
+    color: ClassVar[str] = "#e60023"
+    share_url: ClassVar[str | None] = (
+        "https://www.pinterest.com/pin/create/button/?url={url}&description={title}"
+    )
     status: ClassVar[NetworkStatus] = NetworkStatus.UNDOCUMENTED
     # Pinterest never documented the endpoint; Shariff's backend is its best public reference.
     docs_url: ClassVar[str] = (

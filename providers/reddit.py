@@ -34,6 +34,8 @@ class Reddit(Provider):
 
     name: ClassVar[str] = "reddit"
     label: ClassVar[str] = "Reddit"
+    color: ClassVar[str] = "#ff4500"
+    share_url: ClassVar[str | None] = "https://www.reddit.com/submit?url={url}&title={title}"
     status: ClassVar[NetworkStatus] = NetworkStatus.LIVE
     docs_url: ClassVar[str | None] = "https://www.reddit.com/dev/api/#GET_api_info"
     endpoint: ClassVar[str] = "https://oauth.reddit.com/api/info"

@@ -13,6 +13,10 @@ class Tumblr(OneUrlProvider):
 
     name: ClassVar[str] = "tumblr"
     label: ClassVar[str] = "Tumblr"
+    color: ClassVar[str] = "#36465d"
+    share_url: ClassVar[str | None] = (
+        "https://www.tumblr.com/widgets/share/tool?canonicalUrl={url}&title={title}"
+    )
     status: ClassVar[NetworkStatus] = NetworkStatus.UNDOCUMENTED
     # Not in Tumblr's API docs; the Shariff WordPress plugin still ships it (2025).
     docs_url: ClassVar[str] = (

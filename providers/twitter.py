@@ -39,6 +39,8 @@ class Twitter(Provider):
 
     name: ClassVar[str] = "twitter"
     label: ClassVar[str] = "X (Twitter)"
+    color: ClassVar[str] = "#1da1f2"
+    share_url: ClassVar[str | None] = "https://x.com/intent/post?url={url}&text={title}"
     status: ClassVar[NetworkStatus] = NetworkStatus.PAID
     docs_url: ClassVar[str | None] = "https://docs.x.com/x-api/posts/counts/introduction"
     endpoint: ClassVar[str] = "https://api.x.com/2/tweets/counts/recent"

@@ -13,6 +13,8 @@ class VK(OneUrlProvider):
 
     name: ClassVar[str] = "vk"
     label: ClassVar[str] = "VK"
+    color: ClassVar[str] = "#0077ff"
+    share_url: ClassVar[str | None] = "https://vk.com/share.php?url={url}&title={title}"
     status: ClassVar[NetworkStatus] = NetworkStatus.UNDOCUMENTED
     docs_url: ClassVar[str] = "https://vk.com/dev/widget_share"
     # Always https: the http endpoint only redirects (social-likes changelog 3.0.11).

@@ -3,10 +3,11 @@ other the registry discovers. What is particular to one network is in its own te
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from datetime import date
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 from hypothesis import given
@@ -395,3 +396,25 @@ async def test_no_secret_when_the_auth_step_fails(
     assert outcome.counts == {}
     assert {e.kind for e in outcome.errors.values()} == {"auth"}
     assert_outcome_holds_no_secret(outcome, secret_forms(settings.secret_values()))
+
+
+# --- what the badges and the share bar show ---
+
+
+@every_provider
+def test_color_is_hex(provider: type[Provider]) -> None:
+    assert re.fullmatch(r"#[0-9a-f]{6}", provider.color)
+
+
+@every_provider
+def test_share_link_carries_the_page(provider: type[Provider]) -> None:
+    page = "https://example.com/a b?x=1&y=é#top"
+    link = provider.share_link(page, title="Tom & Jerry")
+    if link is None:
+        # Google+ is the one network whose share page is gone with it.
+        assert provider.share_url is None and provider.name == "googleplus"
+        return
+    parts = urlsplit(link)
+    assert parts.scheme == "https" and parts.netloc
+    assert quote(page, safe="") in link
+    assert "Tom & Jerry" not in link and " " not in link
