@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -21,7 +20,6 @@ from tests.conftest import SettingsFactory
 from tests.fakeupstream import FakeUpstream, Fault
 
 PAGE = "https://blog.example.com/post"
-SVG = "{http://www.w3.org/2000/svg}"
 ApiFactory = Callable[..., AbstractAsyncContextManager[tuple[httpx.AsyncClient, Runtime]]]
 
 
@@ -177,69 +175,6 @@ async def test_failed_fetch_keeps_counts_and_marks_error(
     assert body["networks"]["hatena"]["count"] == 7
     assert body["networks"]["hatena"]["state"] == "error"
     assert body["total"] == 7
-
-
-def parse_badge(response: httpx.Response) -> tuple[str, ET.Element]:
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "image/svg+xml; charset=utf-8"
-    assert response.headers["x-content-type-options"] == "nosniff"
-    assert "script-src 'none'" in response.headers["content-security-policy"]
-    root = ET.fromstring(response.text)
-    return root.attrib["aria-label"], root
-
-
-async def test_badges(make_api: ApiFactory, fake_upstream: FakeUpstream) -> None:
-    fake_upstream.set_count("hackernews", PAGE, 1100)
-    fake_upstream.set_count("hatena", PAGE, 151)
-    async with make_api() as (api, runtime):
-        await api.post("/api/v1/urls", json={"url": PAGE})
-        await runtime.poller.tick()
-        total = await api.get("/badge.svg", params={"url": PAGE})
-        network = await api.get("/badge.svg", params={"url": PAGE, "network": "hackernews"})
-        in_path = await api.get("/badge/hatena.svg", params={"url": PAGE})
-    label, root = parse_badge(total)
-    assert label == "flares: 1.3k"
-    assert root.find(f"{SVG}title") is not None
-    assert parse_badge(network)[0] == "hacker news: 1.1k"
-    assert parse_badge(in_path)[0] == "hatena bookmark: 151"
-    assert "max-age=300" in total.headers["cache-control"]
-
-
-async def test_badge_etag_answers_304(make_api: ApiFactory) -> None:
-    async with make_api() as (api, _):
-        first = await api.get("/badge.svg", params={"url": "https://nowhere.test/"})
-        again = await api.get(
-            "/badge.svg",
-            params={"url": "https://nowhere.test/"},
-            headers={"If-None-Match": first.headers["etag"]},
-        )
-    assert again.status_code == 304
-    assert again.content == b""
-
-
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({"url": "https://nowhere.test/"}, "not tracked"),
-        ({"url": "not a url"}, "invalid url"),
-        ({}, "missing url"),
-        ({"url": PAGE, "network": "myspace"}, "unknown network"),
-    ],
-)
-async def test_error_badges_are_images(
-    make_api: ApiFactory, params: dict[str, str], message: str
-) -> None:
-    async with make_api() as (api, _):
-        response = await api.get("/badge.svg", params=params)
-    label, _ = parse_badge(response)
-    assert label.endswith(": " + message)
-    assert "max-age=60" in response.headers["cache-control"]
-
-
-async def test_pending_badge(make_api: ApiFactory) -> None:
-    async with make_api(allowed_domains="example.com") as (api, _):
-        response = await api.get("/badge.svg", params={"url": PAGE})
-    assert parse_badge(response)[0] == "flares: pending"
 
 
 async def test_providers_report_health(make_api: ApiFactory, fake_upstream: FakeUpstream) -> None:

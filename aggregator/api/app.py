@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from aggregator.api import badges, counts, errors, probes, providers
+from aggregator.api import badges, bar, counts, errors, probes, providers, shields, widget
 from aggregator.config import Settings
 from aggregator.runtime import open_runtime
 from aggregator.schedule import start_scheduler
@@ -41,4 +41,7 @@ def create_app(settings: Settings, redis_url: str, *, scheduler: bool = True) ->
     errors.install(app)
     for module in (counts, badges, providers, probes):
         app.include_router(module.router)
+    app.include_router(widget.router)
+    app.include_router(bar.router)
+    app.include_router(shields.router)
     return app

@@ -1,54 +1,100 @@
-"""Badge endpoints: an SVG with a page's total or one network's count, never an error status."""
+"""Badge endpoints: a page's total or one network's count as an SVG, never an error status.
+
+The lookup, the error handling and the cached, ETag-bearing response are shared with the share
+bar (aggregator/api/bar.py) and the shields.io endpoint JSON (aggregator/api/shields.py).
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Annotated
+from collections.abc import Callable, Coroutine, Mapping
+from functools import lru_cache
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from aggregator.api.badge_params import (
+    GREY,
+    OK_MAX_AGE,
+    PENDING_MAX_AGE,
+    TOTAL,
+    TOTAL_LABEL,
+    Badge,
+    BadgeError,
+    EtagHeader,
+    Look,
+    LookDep,
+    NetworkParam,
+    Numbers,
+    NumbersDep,
+    UrlParam,
+    pending,
+)
 from aggregator.api.deps import NotTracked, RuntimeDep, lookup
 from aggregator.api.errors import ApiError
-from aggregator.badges import metric, render_flat
+from aggregator.badges import render_badge
 from aggregator.runtime import Runtime
+from aggregator.store import UrlRecord
 
-router = APIRouter(tags=["badges"])
-TOTAL = "total"
-OK_COLOR, PENDING_COLOR, ERROR_COLOR = "#007ec6", "#939393", "#dd4343"
-OK_MAX_AGE, PENDING_MAX_AGE, ERROR_MAX_AGE = 300, 30, 60
+# What the bar, the shields JSON, the widget and bench/badge.py take from here; the widget
+# takes the cache times, BadgeError and EtagHeader from here too.
+__all__ = [
+    "OK_MAX_AGE",
+    "PENDING_MAX_AGE",
+    "SVG_DOC",
+    "SVG_HEADERS",
+    "SVG_TYPE",
+    "BadgeError",
+    "EtagHeader",
+    "QueriedBadge",
+    "badge_response",
+    "badge_route",
+    "cached_response",
+    "read_record",
+    "router",
+    "svg_error",
+    "svg_response",
+]
+SVG_TYPE = "image/svg+xml; charset=utf-8"
 SVG_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'none'",
 }
 
 
-@dataclass(frozen=True)
-class Badge:
-    label: str
-    message: str
-    color: str
-    max_age: int
+async def read_record(runtime: Runtime, url: str | None) -> UrlRecord:
+    """The page's counts, or a BadgeError saying why there are none."""
+    if not url:
+        raise BadgeError("missing url")
+    try:
+        return await lookup(runtime, url)
+    except NotTracked as exc:
+        # An untracked page is tracked on first read only on an allowed domain, so with an
+        # allow-list this page never will be; without one an admin must track it.
+        reason = "not allowed" if runtime.settings.allowed_domains else "not tracked"
+        raise BadgeError(reason) from exc
+    except ApiError as exc:
+        raise BadgeError("invalid url") from exc
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise BadgeError("unavailable", GREY) from exc
 
 
-async def badge_for(runtime: Runtime, url: str | None, network: str) -> Badge:
+async def badge_for(
+    runtime: Runtime, url: str | None, network: str, look: Look, numbers: Numbers
+) -> Badge:
     """What the badge says: the count, or in grey/red what kept it from showing one."""
     provider = runtime.providers.get(network)
     if network != TOTAL and provider is None:
-        return Badge("flares", "unknown network", ERROR_COLOR, ERROR_MAX_AGE)
-    label = provider.label.lower() if provider else "flares"
-    if not url:
-        return Badge(label, "missing url", ERROR_COLOR, ERROR_MAX_AGE)
+        return BadgeError("unknown network").badge(TOTAL_LABEL, look)
+    label = provider.label.lower() if provider else TOTAL_LABEL
     try:
-        record = await lookup(runtime, url)
-    except NotTracked:
-        return Badge(label, "not tracked", PENDING_COLOR, ERROR_MAX_AGE)
-    except ApiError:
-        return Badge(label, "invalid url", ERROR_COLOR, ERROR_MAX_AGE)
-    except (RedisConnectionError, RedisTimeoutError):
-        return Badge(label, "unavailable", ERROR_COLOR, ERROR_MAX_AGE)
+        record = await read_record(runtime, url)
+    except BadgeError as exc:
+        return exc.badge(label, look)
     if provider is None:
         has_count = any(n.count is not None for n in record.networks.values())
         count = record.total if has_count else None
@@ -56,41 +102,112 @@ async def badge_for(runtime: Runtime, url: str | None, network: str) -> Badge:
         net = record.networks.get(network)
         count = net.count if net else None
     if count is None:
-        return Badge(label, "pending", PENDING_COLOR, PENDING_MAX_AGE)
-    return Badge(label, metric(count), OK_COLOR, OK_MAX_AGE)
+        return pending().badge(label, look)
+    return look.badge(label, count, numbers)
 
 
-def svg_response(badge: Badge, if_none_match: str | None) -> Response:
-    svg = render_flat(badge.label, badge.message, color=badge.color)
-    etag = '"' + hashlib.blake2b(svg.encode(), digest_size=12).hexdigest() + '"'
-    headers = {**SVG_HEADERS, "ETag": etag, "Cache-Control": f"public, max-age={badge.max_age}"}
-    if if_none_match and etag in {t.strip() for t in if_none_match.split(",")}:
-        return Response(status_code=304, headers=headers)
-    return Response(svg, media_type="image/svg+xml; charset=utf-8", headers=headers)
+async def queried_badge(
+    runtime: RuntimeDep,
+    look: LookDep,
+    numbers: NumbersDep,
+    url: UrlParam = None,
+    network: NetworkParam = TOTAL,
+) -> Badge:
+    """The badge for `?url=...&network=...`, as /badge.svg and the shields JSON serve it."""
+    return await badge_for(runtime, url, network, look, numbers)
+
+
+QueriedBadge = Annotated[Badge, Depends(queried_badge)]
+
+
+def invalid_parameters(exc: RequestValidationError) -> BadgeError:
+    """The error for a query that did not validate, naming the parameters at fault."""
+    names = dict.fromkeys(str(err["loc"][-1]) for err in exc.errors())
+    return BadgeError("invalid " + ", ".join(names))
+
+
+def badge_route(respond: Callable[[Badge, Request], Response]) -> type[APIRoute]:
+    """A route class that answers a query that fails validation with an error badge."""
+
+    class BadgeRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def handle(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except RequestValidationError as exc:
+                    return respond(invalid_parameters(exc).badge(TOTAL_LABEL), request)
+
+            return handle
+
+    return BadgeRoute
+
+
+def cached_response(
+    body: bytes,
+    media_type: str,
+    max_age: int,
+    if_none_match: str | None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The body with a content-hash ETag and max-age; 304 when the client already holds it."""
+    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    all_headers = {**(headers or {}), "ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
+    if if_none_match is not None:
+        # If-None-Match compares weakly (RFC 9110 13.1.2), so W/"x" matches "x".
+        held = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        if etag in held or "*" in held:
+            return Response(status_code=304, headers=all_headers)
+    return Response(body, media_type=media_type, headers=all_headers)
+
+
+def svg_response(svg: str, max_age: int, if_none_match: str | None) -> Response:
+    return cached_response(svg.encode(), SVG_TYPE, max_age, if_none_match, SVG_HEADERS)
+
+
+# A page's badge repeats until its count moves, and drawing it costs about a third of the
+# Redis read; entries are small (label and colours are length-capped): a few MB at most.
+draw = lru_cache(maxsize=4096)(render_badge)
+
+
+def badge_response(badge: Badge, style: str | None, if_none_match: str | None) -> Response:
+    svg = draw(
+        badge.label,
+        badge.message,
+        style=style or "flat",
+        color=badge.color,
+        label_color=badge.label_color,
+    )
+    return svg_response(svg, badge.max_age, if_none_match)
+
+
+def svg_error(badge: Badge, request: Request) -> Response:
+    return badge_response(badge, None, request.headers.get("if-none-match"))
 
 
 SVG_DOC: dict[int | str, dict[str, object]] = {
-    200: {"content": {"image/svg+xml": {}}, "description": "The badge, also for errors"},
+    200: {"content": {"image/svg+xml": {}}, "description": "The image, also for errors"},
     304: {"description": "Unchanged since the ETag sent in If-None-Match"},
 }
-UrlParam = Annotated[str | None, Query(description="Page URL", max_length=4096)]
-EtagHeader = Annotated[str | None, Header()]
+router = APIRouter(tags=["badges"], route_class=badge_route(svg_error))
 
 
 @router.get("/badge.svg", response_class=Response, responses=SVG_DOC)
-async def badge(
-    runtime: RuntimeDep,
-    url: UrlParam = None,
-    network: Annotated[str, Query(description="`total` or a provider name", max_length=64)] = TOTAL,
-    if_none_match: EtagHeader = None,
-) -> Response:
-    """A flat badge: `flares | 251` for the total, `hacker news | 12` for one network."""
-    return svg_response(await badge_for(runtime, url, network), if_none_match)
+async def badge(found: QueriedBadge, look: LookDep, if_none_match: EtagHeader = None) -> Response:
+    """A badge: `flares | 251` for the total, `hacker news | 12` for one network."""
+    return badge_response(found, look.style, if_none_match)
 
 
 @router.get("/badge/{network}.svg", response_class=Response, responses=SVG_DOC)
 async def network_badge(
-    runtime: RuntimeDep, network: str, url: UrlParam = None, if_none_match: EtagHeader = None
+    runtime: RuntimeDep,
+    network: str,
+    look: LookDep,
+    numbers: NumbersDep,
+    url: UrlParam = None,
+    if_none_match: EtagHeader = None,
 ) -> Response:
     """The same badge with the network in the path."""
-    return svg_response(await badge_for(runtime, url, network), if_none_match)
+    found = await badge_for(runtime, url, network, look, numbers)
+    return badge_response(found, look.style, if_none_match)

@@ -14,7 +14,8 @@ from aggregator.store import UrlRecord
 from aggregator.urls import InvalidURL, canonical, domain_allowed
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # Async on purpose: FastAPI runs a plain `def` dependency in its thread pool, per request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aggregator.health import State
 
@@ -101,3 +101,20 @@ class RefreshRequest(BaseModel):
 
 class RefreshResponse(BaseModel):
     refreshed: int = Field(description="Tracked pages moved to the front of the queue")
+
+
+class ShieldsEndpoint(BaseModel):
+    """shields.io's endpoint-badge schema (version 1), for https://img.shields.io/endpoint."""
+
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True)
+
+    schema_version: Literal[1] = Field(default=1, alias="schemaVersion")
+    label: str = Field(description="Left-hand text; empty hides the left part")
+    message: str = Field(description="The count, or what kept the badge from showing one")
+    color: str = Field(description="Right-hand colour")
+    label_color: str = Field(alias="labelColor", description="Left-hand colour")
+    is_error: bool = Field(
+        alias="isError", description="An error badge: shields.io then ignores colour overrides"
+    )
+    cache_seconds: int = Field(alias="cacheSeconds", description="How long shields.io may cache")
+    style: str | None = Field(default=None, description="The style asked for, if any")

@@ -9,8 +9,11 @@ from importlib import resources
 from typing import Final, NamedTuple
 
 DEFAULT_FONT: Final = "verdana-11px-normal"
-# Only names listed here are ever turned into a resource path.
-FONTS: Final = frozenset({"verdana-11px-normal", "helvetica-11px-bold"})
+# Only names listed here are ever turned into a resource path. The 10px pair serves
+# for-the-badge, the bold Helvetica the social style.
+FONTS: Final = frozenset(
+    {DEFAULT_FONT, "verdana-10px-normal", "verdana-10px-bold", "helvetica-11px-bold"}
+)
 
 
 class WidthTable(NamedTuple):

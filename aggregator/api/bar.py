@@ -1,0 +1,94 @@
+"""The whole share bar as one SVG, for READMEs and e-mail where no script runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from aggregator.api.badge_params import (
+    OK_MAX_AGE,
+    TOTAL_LABEL,
+    BadgeError,
+    EtagHeader,
+    Numbers,
+    NumbersDep,
+    UrlParam,
+    pending,
+)
+from aggregator.api.badges import (
+    SVG_DOC,
+    badge_response,
+    badge_route,
+    read_record,
+    svg_error,
+    svg_response,
+)
+from aggregator.api.deps import RuntimeDep
+from aggregator.badges.bar import Segment, render_bar
+from aggregator.runtime import Runtime
+from aggregator.store import UrlRecord
+
+router = APIRouter(tags=["badges"], route_class=badge_route(svg_error))
+# Long enough to name a typo in the error badge, short enough to keep the badge small.
+MAX_NAME_SHOWN = 32
+FLARES = "Flares"
+
+
+def pick_networks(runtime: Runtime, networks: str | None) -> list[str]:
+    """The provider names asked for, in order and once each; BadgeError names an unknown one."""
+    names = dict.fromkeys(n.strip().lower() for n in (networks or "").split(",") if n.strip())
+    for name in names:
+        if name not in runtime.providers:
+            raise BadgeError(f"unknown network: {name[:MAX_NAME_SHOWN]}")
+    return list(names)
+
+
+def default_networks(runtime: Runtime, record: UrlRecord) -> list[str]:
+    """The networks polled now plus any still holding a count, in the registry's (name) order."""
+    shown = set(runtime.poller.provider_names) | set(record.networks)
+    return [name for name in runtime.providers if name in shown]
+
+
+def segments(
+    runtime: Runtime, record: UrlRecord, names: list[str], numbers: Numbers
+) -> list[Segment]:
+    """One button per network; humble mode (total below `min`) hides every number."""
+    humble = numbers.hides(record.total)
+    shown = []
+    for name in names:
+        net = record.networks.get(name)
+        count = net.count if net else None
+        provider = runtime.providers[name]
+        text = None if humble or count is None else numbers.text(count)
+        shown.append(Segment(provider.label, text, provider.color))
+    return shown
+
+
+@router.get("/bar.svg", response_class=Response, responses=SVG_DOC)
+async def bar(
+    runtime: RuntimeDep,
+    numbers: NumbersDep,
+    url: UrlParam = None,
+    networks: Annotated[
+        str | None,
+        Query(
+            description="Comma-separated provider names, in the order to show them "
+            "(default: every polled network, by name)",
+            max_length=1024,
+        ),
+    ] = None,
+    if_none_match: EtagHeader = None,
+) -> Response:
+    """`251 Flares  Twitter 110  Facebook 58 ...`: the total, then each network's count."""
+    try:
+        names = pick_networks(runtime, networks)
+        record = await read_record(runtime, url)
+        if all(net.count is None for net in record.networks.values()):
+            raise pending()
+    except BadgeError as exc:
+        return badge_response(exc.badge(TOTAL_LABEL), None, if_none_match)
+    lead = FLARES if numbers.hides(record.total) else f"{numbers.text(record.total)} {FLARES}"
+    names = names or default_networks(runtime, record)
+    svg = render_bar(lead, segments(runtime, record, names, numbers))
+    return svg_response(svg, numbers.max_age(OK_MAX_AGE), if_none_match)
