@@ -367,7 +367,7 @@ async def test_refresh_a_page_a_domain_or_everything(make_api: ApiFactory, redis
         soon = time.time() + 60
         due: dict[str, float] = {}
         for url in (blog, shop, other):
-            score = await redis.zscore("flares:due", url)
+            score = await runtime.store.due_at(url)
             assert score is not None, "still tracked"
             due[url] = score
         everything = await api.post("/api/v1/refresh", json={"all": True})
