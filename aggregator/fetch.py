@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -87,7 +88,10 @@ REFUSALS: dict[Refusal, str] = {
     "breaker": "the circuit breaker is open after repeated failures",
     "busy": "every request slot is in use",
     "budget": "the request budget is spent for now",
+    "unavailable": "Redis did not answer, so the shared limits could not be checked",
 }
+# How long a provider's URLs wait when Redis could not admit their request.
+UNAVAILABLE_WAIT = 5.0
 
 
 class FetchFailure(Exception):
@@ -340,12 +344,19 @@ class Executor:
         assert self._gate is not None
         deadline = time.monotonic() + patience
         while True:
-            verdict = await self._gate.enter(name, cost, limits, time.time())
+            try:
+                verdict = await self._gate.enter(name, cost, limits, time.time())
+            except RedisError as exc:
+                # Without the shared limits no request may go; the other providers' rounds and
+                # this round's counts already in hand must not fail with this one.
+                log.warning("%s: the gate could not reach Redis: %s", name, exc)
+                raise Deferred(Refused("unavailable", UNAVAILABLE_WAIT)) from exc
             if isinstance(verdict, Pass):
                 return verdict
             if verdict.reason != "busy" or time.monotonic() + verdict.wait > deadline:
                 raise Deferred(verdict)
-            await asyncio.sleep(verdict.wait)
+            # Jittered, so that workers waiting on the same slots do not ask again in step.
+            await asyncio.sleep(verdict.wait * random.uniform(0.5, 1.5))
 
     async def _token(self, provider: type[Provider], conf: ProviderSettings) -> Token | None:
         """The provider's bearer token, fetched once and renewed shortly before it expires."""

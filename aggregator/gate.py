@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from aggregator.store import budget_key, provider_key, slots_key
 
-Refusal = Literal["throttled", "rejected", "breaker", "busy", "budget"]
+Refusal = Literal["throttled", "rejected", "breaker", "busy", "budget", "unavailable"]
 Result = Literal["ok", "failed", "neutral"]
 
 # The budget is a sliding window approximated from two fixed windows: the previous window's
