@@ -23,8 +23,7 @@ from tenacity import (
 )
 
 from aggregator.config import ProviderSettings, Settings
-from aggregator.gate import Gate, Limits, Pass, Refusal, Refused, Result
-from aggregator.health import fingerprint
+from aggregator.gate import Gate, Limits, Pass, Refusal, Refused, Report, limits_for
 from providers.base import Observation, ParseError, Problem, Provider, ProviderRequest, Token
 
 ErrorKind = Literal[
@@ -123,14 +122,6 @@ class RunState:
     """Shared by the batches of one run: the refusal that holds for all of them, once seen."""
 
     held: Refused | None = None
-
-
-@dataclass
-class Report:
-    """How a request went, filled in while it runs and handed to the gate afterwards."""
-
-    result: Result = "failed"
-    message: str = ""
 
 
 def scrub(message: str, secrets: Iterable[str]) -> str:
@@ -298,20 +289,6 @@ class Executor:
         outcome.errors = {u: missing for u in urls if u not in counts}
         return outcome
 
-    def limits(self, provider: type[Provider], conf: ProviderSettings) -> Limits:
-        """What this provider may spend: settings over the provider's documented defaults."""
-        budget, window = provider.budget
-        health = self._settings.health
-        return Limits(
-            budget=conf.budget_requests or budget,
-            window=conf.budget_window or window,
-            concurrency=conf.concurrency or provider.concurrency,
-            breaker_after=health.breaker_after,
-            breaker_cooldown=health.breaker_cooldown,
-            slot_seconds=conf.timeout * 2 + 5,
-            fingerprint=fingerprint(provider, self._settings),
-        )
-
     @asynccontextmanager
     async def _admitted(
         self, provider: type[Provider], conf: ProviderSettings, cost: int
@@ -321,19 +298,20 @@ class Executor:
         if self._gate is None:
             yield report
             return
-        limits = self.limits(provider, conf)
+        limits = limits_for(provider, self._settings)
         permit = await self._enter(provider.name, cost, limits, conf.timeout)
+        started = time.monotonic()
         try:
             yield report
         except FetchFailure as failure:
             report.result = "neutral" if failure.error.kind in NEUTRAL else "failed"
             report.message = scrub(failure.error.message, self._secrets())
+            report.kind, report.status = failure.error.kind, failure.error.status
             raise
         finally:
+            report.latency = time.monotonic() - started
             try:
-                await self._gate.leave(
-                    provider.name, permit, report.result, report.message, limits, time.time()
-                )
+                await self._gate.leave(provider.name, permit, report, limits, time.time())
             except RedisError as exc:
                 # The answer is in hand; losing it to a Redis blip would waste the request. The
                 # slot frees itself when it expires; only this request's health record is lost.

@@ -6,12 +6,18 @@ Keys (prefix `flares:`):
 - `r:<bucket>`           hash: URL id -> the URL's record, packed with MessagePack (see below);
                          URLs are spread over BUCKETS hashes by their id
 - `names`                hash: network or part name -> the small number records use for it
-- `{provider:<name>}`    hash: last_success_at, last_failure_at, last_error, consecutive_failures,
-                         throttled_until, rejected (fingerprint of the credentials a network
+- `{provider:<name>}`    hash: last_success_at, last_failure_at, last_error (and its _kind and
+                         _status), consecutive_failures, ok_since and failing_since (when the
+                         current run of successes or failures began), throttled_until and
+                         throttled_since, rejected (fingerprint of the credentials a network
                          refused), rejected_reason, and the circuit breaker's breaker_until,
                          breaker_since and probe_until
 - `{provider:<name>}:budget`  hash: the request budget's window number and counts (gate.py)
 - `{provider:<name>}:slots`   sorted set: requests in flight, scored by when their slot expires
+- `{provider:<name>}:stats`   hash: request outcomes, 404s, a latency histogram and the URLs the
+                         network answered 0 for after a positive count, per minute in a ring of
+                         the last hour (fields `<name>:<minute % 60>`, `t:<slot>` the minute a
+                         slot holds) and since the start (fields without a slot, for Prometheus)
 - `heartbeat`            string with a TTL, set by every running scheduler
 
 A URL's id is 8 bytes of its BLAKE2b hash in base64url (11 characters): the URL itself is
@@ -84,15 +90,18 @@ return ids
 
 # One call merges a whole batch of one network: KEYS[i] is the bucket of the i-th URL, whose
 # arguments follow the shared ones as: id, count, #parts, (part, value)..., #days, (day, value)...
+# The last key is the provider's stats, which learn how many URLs that had a count the network
+# now answered 0 for (how a network's shutdown looks from outside).
 # Never lower a served count: the network's value is kept as `s` when lower, while the count
 # only rises. Day buckets replace the same day's earlier value (never add to it); days older
 # than the cutoff are folded into `b`, and an incoming day older than the cutoff is ignored
 # because it was folded in already. Returns per URL -1 untracked, 0 no rise, 1 rose, 2 first.
-_MERGE = """
+_MERGE_BODY = """
 local code, now, cutoff = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local results = {}
+local stats = KEYS[#KEYS]
+local results, had, zeroed = {}, 0, 0
 local i = 4
-for k = 1, #KEYS do
+for k = 1, #KEYS - 1 do
   local id, new = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
   local raw = redis.call('HGET', KEYS[k], id)
@@ -127,6 +136,10 @@ for k = 1, #KEYS do
   else
     local cur = e[1]
     results[k] = 0
+    if cur > 0 then
+      had = had + 1
+      if new == 0 then zeroed = zeroed + 1 end
+    end
     if new > cur then
       results[k] = cur >= 0 and 1 or 2
       e[1] = new
@@ -139,6 +152,11 @@ for k = 1, #KEYS do
     rec[3] = now
     redis.call('HSET', KEYS[k], id, cmsgpack.pack(rec))
   end
+end
+if had > 0 then
+  local slot = stats_slot(stats, now)
+  stats_add(stats, slot, 'had', had)
+  stats_add(stats, slot, 'zero', zeroed)
 end
 return results
 """
@@ -201,6 +219,14 @@ return n
 """
 )
 
+# A throttle that extends one still running keeps its start.
+_THROTTLE = """
+if tonumber(redis.call('HGET', KEYS[1], 'throttled_until') or '0') < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'throttled_since', ARGV[2])
+end
+redis.call('HSET', KEYS[1], 'throttled_until', ARGV[1])
+"""
+
 # Numbers for names, given once and never changed, so that every process reads them alike.
 _NAME = """
 local codes = {}
@@ -214,6 +240,37 @@ for k = 1, #ARGV do
 end
 return codes
 """
+
+# Upper bounds (seconds) of the request latency histogram, as Prometheus buckets; one more
+# bucket takes everything slower.
+LATENCY_BOUNDS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+HOUR_SLOTS = 60
+_LATENCY_FIELDS = tuple(f"h{i}" for i in range(len(LATENCY_BOUNDS) + 1))
+_SLOT_FIELDS = ("ok", "failed", "neutral", "nf", "zero", "had", "lat", *_LATENCY_FIELDS)
+
+# Lua functions shared by the scripts that record into a provider's stats: the ring slot of the
+# current minute, emptied first when it still holds the same minute of an earlier hour.
+STATS_LUA = """
+local function stats_slot(key, now)
+  local minute = math.floor(now / 60)
+  local slot = ':' .. (minute % HOUR_SLOTS)
+  if tonumber(redis.call('HGET', key, 't' .. slot) or '-1') ~= minute then
+    local stale = {}
+    for _, f in ipairs({SLOT_FIELDS}) do stale[#stale + 1] = f .. slot end
+    redis.call('HDEL', key, unpack(stale))
+    redis.call('HSET', key, 't' .. slot, minute)
+  end
+  return slot
+end
+
+local function stats_add(key, slot, field, by)
+  redis.call('HINCRBYFLOAT', key, field .. slot, by)
+  redis.call('HINCRBYFLOAT', key, field, by)
+end
+""".replace("HOUR_SLOTS", str(HOUR_SLOTS)).replace(
+    "SLOT_FIELDS", ", ".join(f"'{f}'" for f in _SLOT_FIELDS)
+)
+
 
 # Lua holds numbers as doubles: above 2^53 a count would lose digits.
 MAX_COUNT = 2**53 - 1
@@ -241,6 +298,10 @@ def bucket_keys() -> list[str]:
 
 def provider_key(name: str) -> str:
     return f"{PREFIX}{{provider:{name}}}"
+
+
+def stats_key(name: str) -> str:
+    return provider_key(name) + ":stats"
 
 
 def budget_key(name: str) -> str:
@@ -301,8 +362,13 @@ class ProviderRecord:
     last_success_at: float | None = None
     last_failure_at: float | None = None
     last_error: str | None = None
+    last_error_kind: str | None = None
+    last_error_status: int | None = None
     consecutive_failures: int = 0
+    ok_since: float | None = None
+    failing_since: float | None = None
     throttled_until: float | None = None
+    throttled_since: float | None = None
     rejected: str | None = None
     rejected_reason: str | None = None
     breaker_until: float | None = None
@@ -313,6 +379,66 @@ class ProviderRecord:
         if self.breaker_until is None:
             return "closed"
         return "open" if now < self.breaker_until else "half-open"
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A provider's requests and answers counted over a span of time."""
+
+    ok: int = 0
+    failed: int = 0
+    neutral: int = 0
+    # Failed requests that got HTTP 404.
+    not_found: int = 0
+    # URLs that had a count and were answered for, and those of them the network answered 0 for.
+    had: int = 0
+    zeroed: int = 0
+    latency_sum: float = 0.0
+    # The start of the earliest minute with a failed request (the last hour's tally only).
+    first_failure_at: float | None = None
+    # Requests per latency bucket (LATENCY_BOUNDS, then slower), not cumulative.
+    latencies: tuple[int, ...] = (0,) * (len(LATENCY_BOUNDS) + 1)
+
+    @property
+    def requests(self) -> int:
+        return self.ok + self.failed + self.neutral
+
+
+@dataclass(frozen=True)
+class ProviderStats:
+    """A provider's tallies over the last hour and since its stats began."""
+
+    hour: Tally
+    lifetime: Tally
+
+
+def _tally(raw: Mapping[str, str], slots: Sequence[str] = ("",)) -> Tally:
+    def total(name: str) -> float:
+        return sum(float(raw.get(name + slot, 0)) for slot in slots)
+
+    failing = [int(raw["t" + s]) * 60 for s in slots if s and float(raw.get("failed" + s, 0))]
+
+    return Tally(
+        ok=int(total("ok")),
+        failed=int(total("failed")),
+        neutral=int(total("neutral")),
+        not_found=int(total("nf")),
+        had=int(total("had")),
+        zeroed=int(total("zero")),
+        latency_sum=total("lat"),
+        first_failure_at=float(min(failing)) if failing else None,
+        latencies=tuple(int(total(f"h{i}")) for i in range(len(LATENCY_BOUNDS) + 1)),
+    )
+
+
+def _provider_stats(raw: Mapping[str, str], now: float) -> ProviderStats:
+    minute = math.floor(now / 60)
+    slots = [
+        key[1:]
+        for key, value in raw.items()
+        if key.startswith("t:") and minute - HOUR_SLOTS < int(value) <= minute
+    ]
+    return ProviderStats(hour=_tally(raw, slots), lifetime=_tally(raw))
 
 
 def _seconds(now: float) -> int:
@@ -356,11 +482,12 @@ class Store:
         self.redis = redis
         self._track = redis.register_script(_TRACK)
         self._claim = redis.register_script(_CLAIM)
-        self._merge = redis.register_script(_MERGE)
+        self._merge = redis.register_script(STATS_LUA + _MERGE_BODY)
         self._failed = redis.register_script(_FAILED)
         self._force = redis.register_script(_FORCE)
         self._force_bucket = redis.register_script(_FORCE_BUCKET)
         self._name = redis.register_script(_NAME)
+        self._throttle = redis.register_script(_THROTTLE)
         # Numbers are never reassigned, so a process may keep what it has learned of them.
         self._codes: dict[str, int] = {}
         self._names: dict[int, str] = {}
@@ -497,7 +624,7 @@ class Store:
             args.append(len(obs.days))
             for day, value in obs.days.items():
                 args += [date.fromisoformat(day).toordinal() - _EPOCH_DAY, _capped(value)]
-        rose: list[int] = await self._merge(keys=keys, args=args)
+        rose: list[int] = await self._merge(keys=[*keys, stats_key(network)], args=args)
         return {url for url, up in zip(observations, rose, strict=True) if up == 1}
 
     async def refresh(self, urls: Iterable[str], now: float) -> int:
@@ -542,9 +669,9 @@ class Store:
         if due:
             await self.redis.zadd(DUE, {url_id(u): t for u, t in due.items()}, xx=True)
 
-    async def throttle(self, name: str, until: float) -> None:
+    async def throttle(self, name: str, until: float, now: float) -> None:
         """Stop every process calling this provider until `until`."""
-        await self.redis.hset(provider_key(name), "throttled_until", repr(until))
+        await self._throttle(keys=[provider_key(name)], args=[repr(until), repr(now)])
 
     async def reject(self, name: str, fingerprint: str, reason: str) -> None:
         """Remember that the network refused these credentials; they are not used again."""
@@ -562,6 +689,13 @@ class Store:
                 last_success_at=_float(raw.get("last_success_at")),
                 last_failure_at=_float(raw.get("last_failure_at")),
                 last_error=raw.get("last_error"),
+                last_error_kind=raw.get("last_error_kind") or None,
+                last_error_status=int(raw["last_error_status"])
+                if raw.get("last_error_status")
+                else None,
+                ok_since=_float(raw.get("ok_since")),
+                failing_since=_float(raw.get("failing_since")),
+                throttled_since=_float(raw.get("throttled_since")),
                 consecutive_failures=int(raw.get("consecutive_failures", 0)),
                 throttled_until=_float(raw.get("throttled_until")),
                 rejected=raw.get("rejected"),
@@ -571,6 +705,23 @@ class Store:
             )
             for name, raw in zip(names, raws, strict=True)
         }
+
+    async def stats(self, names: Sequence[str], now: float) -> dict[str, ProviderStats]:
+        """Each provider's request tallies: the last hour's and since the start."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(stats_key(name))
+            raws: list[dict[str, str]] = await pipe.execute()
+        return {name: _provider_stats(raw, now) for name, raw in zip(names, raws, strict=True)}
+
+    async def queue(self, now: float) -> tuple[int, float | None]:
+        """URLs due now, and since when the longest-waiting of them has been due."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcount(DUE, "-inf", now)
+            pipe.zrange(DUE, 0, 0, withscores=True)
+            due, first = await pipe.execute()
+        oldest = float(first[0][1]) if first and first[0][1] <= now else None
+        return int(due), oldest
 
     async def beat(self, ttl: float) -> None:
         """Say that a scheduler is alive for the next `ttl` seconds."""
