@@ -227,7 +227,7 @@ def providers(config: ConfigOpt = None, api: ApiOpt = None, as_json: JsonOpt = F
             p["state"],
             p["reason"],
             p["last_success_at"] or "",
-            p["last_error"] or "",
+            (p["last_error"] or {}).get("message", ""),
             p["docs_url"] or "",
         )
     out.print(table)

@@ -120,6 +120,12 @@ class HealthSettings(BaseModel):
     # The circuit breaker opens after this many failed requests in a row, for the cool-down.
     breaker_after: int = Field(default=5, ge=1)
     breaker_cooldown: float = Field(default=300.0, gt=0)
+    # Degraded: more than this share of the last hour's requests failed (at least `min_requests`).
+    degraded_share: float = Field(default=0.2, gt=0, le=1)
+    min_requests: int = Field(default=5, ge=1)
+    # Suspect: of the URLs that had a count and were answered for in the last hour (at least
+    # `min_requests`), this share or more came back 0.
+    suspect_zero_share: float = Field(default=0.5, gt=0, le=1)
 
 
 class Settings(BaseSettings):

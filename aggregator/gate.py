@@ -8,15 +8,27 @@ how the request went: it frees the slot and moves the breaker.
 
 from __future__ import annotations
 
+import math
 import uuid
+from bisect import bisect_left
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from redis.asyncio import Redis
 
-from aggregator.store import budget_key, provider_key, slots_key
+from aggregator.config import Settings
+from aggregator.health import fingerprint
+from aggregator.store import (
+    LATENCY_BOUNDS,
+    STATS_LUA,
+    budget_key,
+    provider_key,
+    slots_key,
+    stats_key,
+)
+from providers.base import Provider
 
-Refusal = Literal["throttled", "rejected", "breaker", "busy", "budget"]
+Refusal = Literal["throttled", "rejected", "breaker", "busy", "budget", "unavailable"]
 Result = Literal["ok", "failed", "neutral"]
 
 # The budget is a sliding window approximated from two fixed windows: the previous window's
@@ -66,25 +78,35 @@ return {'go', '0'}
 
 # A failure while probing, or the threshold-th failure in a row, opens the breaker for the
 # cool-down; a success closes it. "neutral" (throttled, refused credentials) is recorded as the
-# last error but moves no breaker.
+# last error but moves no breaker. Every request lands in the stats with its latency.
 _LEAVE = """
 redis.call('ZREM', KEYS[2], ARGV[2])
 local now = ARGV[1]
+local slot = stats_slot(KEYS[3], tonumber(now))
+stats_add(KEYS[3], slot, ARGV[3], 1)
+stats_add(KEYS[3], slot, 'h' .. ARGV[7], 1)
+stats_add(KEYS[3], slot, 'lat', tonumber(ARGV[8]))
+if ARGV[10] == '404' then stats_add(KEYS[3], slot, 'nf', 1) end
+if ARGV[3] ~= 'ok' and ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'last_failure_at', now, 'last_error', ARGV[4],
+             'last_error_kind', ARGV[9], 'last_error_status', ARGV[10])
+end
 if ARGV[3] == 'ok' then
+  local streak = tonumber(redis.call('HGET', KEYS[1], 'consecutive_failures') or '0')
+  if streak > 0 or redis.call('HEXISTS', KEYS[1], 'ok_since') == 0 then
+    redis.call('HSET', KEYS[1], 'ok_since', now)
+  end
   redis.call('HSET', KEYS[1], 'last_success_at', now, 'consecutive_failures', 0)
   redis.call('HDEL', KEYS[1], 'breaker_until', 'breaker_since', 'probe_until',
-             'rejected', 'rejected_reason')
+             'rejected', 'rejected_reason', 'failing_since')
   return 'closed'
 end
 if ARGV[3] == 'neutral' then
-  if ARGV[4] ~= '' then
-    redis.call('HSET', KEYS[1], 'last_failure_at', now, 'last_error', ARGV[4])
-  end
   redis.call('HDEL', KEYS[1], 'probe_until')
   return 'unchanged'
 end
-redis.call('HSET', KEYS[1], 'last_failure_at', now, 'last_error', ARGV[4])
 local failures = redis.call('HINCRBY', KEYS[1], 'consecutive_failures', 1)
+if failures == 1 then redis.call('HSET', KEYS[1], 'failing_since', now) end
 local probing = redis.call('HEXISTS', KEYS[1], 'probe_until') == 1
 if failures >= tonumber(ARGV[5]) or probing then
   redis.call('HSET', KEYS[1], 'breaker_until', tonumber(now) + tonumber(ARGV[6]))
@@ -110,6 +132,33 @@ class Limits:
     fingerprint: str = ""
 
 
+@dataclass
+class Report:
+    """How a request went, filled in while it runs and handed to the gate afterwards."""
+
+    result: Result = "failed"
+    message: str = ""
+    # The error's kind and HTTP status, when it failed.
+    kind: str = ""
+    status: int | None = None
+    latency: float = 0.0
+
+
+def limits_for(provider: type[Provider], settings: Settings) -> Limits:
+    """What a provider may spend: settings over the provider's documented defaults."""
+    conf = settings.provider(provider.name)
+    budget, window = provider.budget
+    return Limits(
+        budget=conf.budget_requests or budget,
+        window=conf.budget_window or window,
+        concurrency=conf.concurrency or provider.concurrency,
+        breaker_after=settings.health.breaker_after,
+        breaker_cooldown=settings.health.breaker_cooldown,
+        slot_seconds=conf.timeout * 2 + 5,
+        fingerprint=fingerprint(provider, settings),
+    )
+
+
 @dataclass(frozen=True)
 class Pass:
     """Permission for one request; hand it back to `leave` when the request is over."""
@@ -129,8 +178,9 @@ class Gate:
     """Shared admission control for requests to the networks."""
 
     def __init__(self, redis: Redis) -> None:
+        self._redis = redis
         self._enter = redis.register_script(_ENTER)
-        self._leave = redis.register_script(_LEAVE)
+        self._leave = redis.register_script(STATS_LUA + _LEAVE)
 
     async def enter(self, name: str, cost: int, limits: Limits, now: float) -> Pass | Refused:
         """Take a slot and `cost` of the budget, or say why not."""
@@ -154,17 +204,32 @@ class Gate:
         return Refused(verdict, float(wait))
 
     async def leave(
-        self, name: str, permit: Pass, result: Result, message: str, limits: Limits, now: float
+        self, name: str, permit: Pass, report: Report, limits: Limits, now: float
     ) -> None:
-        """Free the slot and record the result for health and the breaker."""
+        """Free the slot and record the request for health, the breaker and the stats."""
         await self._leave(
-            keys=[provider_key(name), slots_key(name)],
+            keys=[provider_key(name), slots_key(name), stats_key(name)],
             args=[
                 repr(now),
                 permit.slot,
-                result,
-                message,
+                report.result,
+                report.message,
                 limits.breaker_after,
                 repr(limits.breaker_cooldown),
+                bisect_left(LATENCY_BOUNDS, report.latency),
+                repr(report.latency),
+                report.kind,
+                report.status or "",
             ],
         )
+
+    async def used(self, name: str, window: float, now: float) -> float:
+        """Requests counted against the budget now, read as the entry script reckons them."""
+        raw = cast(dict[str, str], await self._redis.hgetall(budget_key(name)))
+        current = math.floor(now / window)
+        seen = int(raw.get("w", -1))
+        cur, prev = float(raw.get("cur", 0)), float(raw.get("prev", 0))
+        if seen != current:
+            cur, prev = 0.0, cur if seen == current - 1 else 0.0
+        into = (now - current * window) / window
+        return prev * (1 - into) + cur

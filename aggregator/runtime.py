@@ -25,6 +25,7 @@ class Runtime:
 
     settings: Settings
     store: Store
+    gate: Gate
     providers: dict[str, type[Provider]]
     poller: Poller
 
@@ -54,8 +55,10 @@ async def open_runtime(settings: Settings, redis_url: str) -> AsyncIterator[Runt
     redis = redis_client(redis_url)
     try:
         async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
-            store = Store(redis)
-            poller = Poller(store, Executor(client, settings, Gate(redis)), active, settings)
-            yield Runtime(settings=settings, store=store, providers=providers, poller=poller)
+            store, gate = Store(redis), Gate(redis)
+            poller = Poller(store, Executor(client, settings, gate), active, settings)
+            yield Runtime(
+                settings=settings, store=store, gate=gate, providers=providers, poller=poller
+            )
     finally:
         await redis.aclose()

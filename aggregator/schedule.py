@@ -173,7 +173,7 @@ class Poller:
         """Stop calling a network that throttles us or refused our credentials."""
         if problem.kind == "throttled":
             wait = throttle_wait(provider, problem)
-            await self._store.throttle(provider.name, now + wait)
+            await self._store.throttle(provider.name, now + wait, now)
             log.warning("%s: throttled for %.0f s: %s", provider.name, wait, problem.message)
         else:
             await self._store.reject(

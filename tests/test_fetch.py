@@ -12,12 +12,14 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aggregator.config import Settings
-from aggregator.fetch import MAX_MESSAGE, Executor, FetchOutcome, chunks, scrub
+from aggregator.fetch import MAX_MESSAGE, UNAVAILABLE_WAIT, Executor, FetchOutcome, chunks, scrub
 from aggregator.gate import Gate
+from aggregator.runtime import redis_client
 from providers.base import NetworkStatus, ParseError, Provider, ProviderRequest, rebase
 from providers.hackernews import HackerNews
 from providers.hatena import Hatena
 from tests.fakeupstream import FakeUpstream, Fault
+from tests.service import free_port
 
 SettingsFactory = Callable[..., Settings]
 # Characters that URL encoding changes, so both the raw and the encoded form are checked.
@@ -403,3 +405,19 @@ async def test_an_answer_survives_a_redis_blip_while_recording_it(
     executor = Executor(client, make_settings(), BlipOnLeave(redis))
     outcome = await executor.run(Hatena, pages(1))
     assert outcome.counts == {"https://example.com/post/0": 6}
+
+
+async def test_no_request_goes_out_when_redis_cannot_admit_it(
+    make_settings: SettingsFactory, client: httpx.AsyncClient, fake_upstream: FakeUpstream
+) -> None:
+    # A real client to a port nobody listens on: the gate cannot check the shared limits.
+    nowhere = redis_client(f"redis://127.0.0.1:{free_port()}")
+    try:
+        outcome = await Executor(client, make_settings(), Gate(nowhere)).run(Hatena, pages(3))
+    finally:
+        await nowhere.aclose()
+    assert fake_upstream.calls() == []
+    assert outcome.counts == {}
+    assert {e.kind for e in outcome.errors.values()} == {"deferred"}
+    assert "Redis did not answer" in next(iter(outcome.errors.values())).message
+    assert outcome.wait == UNAVAILABLE_WAIT

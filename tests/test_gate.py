@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from aggregator.gate import Gate, Limits, Pass, Refused
+from aggregator.gate import Gate, Limits, Pass, Refused, Report
 from aggregator.store import Store
 
 T0 = 1_800_000_000.0
@@ -65,7 +65,7 @@ async def test_concurrency_is_shared_and_slots_expire(gate: Gate) -> None:
     await passes(gate, T0)
     busy = await enter(gate, T0)
     assert isinstance(busy, Refused) and busy.reason == "busy"
-    await gate.leave("hatena", first, "ok", "", LIMITS, T0)
+    await gate.leave("hatena", first, Report("ok", ""), LIMITS, T0)
     await passes(gate, T0)
     # A process that died holding its slot loses it when the slot expires.
     assert isinstance(await enter(gate, T0 + LIMITS.slot_seconds + 1), Pass)
@@ -79,7 +79,7 @@ async def test_concurrent_entries_never_exceed_the_limit(gate: Gate) -> None:
 async def test_breaker_opens_half_opens_and_closes(gate: Gate, store: Store) -> None:
     for i in range(3):
         permit = await passes(gate, T0 + i)
-        await gate.leave("hatena", permit, "failed", f"HTTP 503 #{i}", LIMITS, T0 + i)
+        await gate.leave("hatena", permit, Report("failed", f"HTTP 503 #{i}"), LIMITS, T0 + i)
     record = (await store.providers(["hatena"]))["hatena"]
     assert record.breaker(T0 + 3) == "open"
     assert record.breaker_since == T0 + 2
@@ -95,10 +95,10 @@ async def test_breaker_opens_half_opens_and_closes(gate: Gate, store: Store) -> 
     held = await enter(gate, T0 + 33)
     assert isinstance(held, Refused) and held.reason == "breaker"
     # A failed probe opens the breaker again for a whole cool-down.
-    await gate.leave("hatena", probe, "failed", "still down", LIMITS, T0 + 34)
+    await gate.leave("hatena", probe, Report("failed", "still down"), LIMITS, T0 + 34)
     assert isinstance(await enter(gate, T0 + 40), Refused)
     probe = await passes(gate, T0 + 65)
-    await gate.leave("hatena", probe, "ok", "", LIMITS, T0 + 66)
+    await gate.leave("hatena", probe, Report("ok", ""), LIMITS, T0 + 66)
     record = (await store.providers(["hatena"]))["hatena"]
     assert record.breaker(T0 + 66) == "closed"
     assert (record.consecutive_failures, record.last_success_at) == (0, T0 + 66)
@@ -108,18 +108,18 @@ async def test_breaker_opens_half_opens_and_closes(gate: Gate, store: Store) -> 
 async def test_neutral_results_move_no_breaker(gate: Gate, store: Store) -> None:
     for i in range(5):
         permit = await passes(gate, T0 + i)
-        await gate.leave("hatena", permit, "neutral", "", LIMITS, T0 + i)
+        await gate.leave("hatena", permit, Report("neutral", ""), LIMITS, T0 + i)
     record = (await store.providers(["hatena"]))["hatena"]
     assert (record.consecutive_failures, record.breaker(T0 + 5)) == (0, "closed")
     assert record.last_error is None
     permit = await passes(gate, T0 + 120)  # a new budget window
-    await gate.leave("hatena", permit, "neutral", "HTTP 429", LIMITS, T0 + 120)
+    await gate.leave("hatena", permit, Report("neutral", "HTTP 429"), LIMITS, T0 + 120)
     record = (await store.providers(["hatena"]))["hatena"]
     assert (record.last_error, record.consecutive_failures) == ("HTTP 429", 0)
 
 
 async def test_throttle_and_rejection_hold_requests_back(gate: Gate, store: Store) -> None:
-    await store.throttle("hatena", T0 + 20)
+    await store.throttle("hatena", T0 + 20, T0)
     throttled = await enter(gate, T0)
     assert isinstance(throttled, Refused) and throttled.reason == "throttled"
     assert throttled.wait == pytest.approx(20)

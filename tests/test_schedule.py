@@ -16,7 +16,7 @@ from aggregator.fetch import Executor
 from aggregator.health import assess
 from aggregator.runtime import Runtime
 from aggregator.schedule import Poller, refresh_interval
-from aggregator.store import DUE, ProviderRecord, Store
+from aggregator.store import ProviderRecord, Store, Tally
 from providers.base import NetworkStatus, Provider, ProviderRequest, rebase
 from providers.hackernews import HackerNews
 from providers.hatena import Hatena
@@ -92,8 +92,9 @@ async def test_tick_stores_counts_and_reschedules(
     assert record.networks["hatena"].count == 5
     assert record.total == 17
     fetched = record.networks["hatena"].fetched_at
-    assert fetched is not None and before <= fetched <= after
-    due = await redis.zscore(DUE, PAGE)
+    # The store keeps whole seconds.
+    assert fetched is not None and int(before) <= fetched <= after
+    due = await store.due_at(PAGE)
     assert due is not None
     assert before + conf.fresh_interval <= due <= after + conf.fresh_interval
     assert await store.scheduler_alive() is True
@@ -116,8 +117,8 @@ async def test_tick_uses_age_since_tracked(
     before = time.time()
     assert await runtime.poller.tick() == 2
     after = time.time()
-    old = await redis.zscore(DUE, PAGE + "/old")
-    recent = await redis.zscore(DUE, PAGE + "/recent")
+    old = await store.due_at(PAGE + "/old")
+    recent = await store.due_at(PAGE + "/recent")
     assert old is not None and recent is not None
     assert before + conf.old_interval <= old <= after + conf.old_interval
     assert before + conf.recent_interval <= recent <= after + conf.recent_interval
@@ -192,7 +193,7 @@ async def test_failing_provider_keeps_counts_and_retries_soon(
     assert record.networks["hatena"].failed_at is not None
     assert record.networks["hackernews"].failed_at is None
     assert record.total == 35
-    due = await redis.zscore(DUE, PAGE)
+    due = await store.due_at(PAGE)
     assert due is not None
     assert conf.retry_interval == 0.5
     assert before + conf.retry_interval <= due <= after + conf.retry_interval
@@ -215,7 +216,7 @@ async def test_health_follows_ticks(
 
     async def hatena_state() -> str:
         record = (await store.providers(["hatena"]))["hatena"]
-        return assess(Hatena, settings, record, time.time()).state
+        return assess(Hatena, settings, record, Tally(), time.time()).state
 
     async def tick_now() -> None:
         await store.refresh([PAGE], time.time())
@@ -237,7 +238,10 @@ async def test_health_follows_ticks(
     assert await hatena_state() == "failing"
     record = (await store.providers(["hatena"]))["hatena"]
     assert record.consecutive_failures == 2
-    assert assess(Hatena, settings, record, time.time()).reason == "the last 2 requests failed"
+    assert (
+        assess(Hatena, settings, record, Tally(), time.time()).reason
+        == "the last 2 requests failed"
+    )
     await tick_now()
     assert await hatena_state() == "failing"
 
@@ -246,32 +250,32 @@ async def test_health_follows_ticks(
     assert await hatena_state() == "ok"
     assert (await store.providers(["hatena"]))["hatena"].consecutive_failures == 0
     hn = (await store.providers(["hackernews"]))["hackernews"]
-    assert assess(HackerNews, settings, hn, time.time()).state == "ok"
+    assert assess(HackerNews, settings, hn, Tally(), time.time()).state == "ok"
 
 
 def test_health_disabled_and_unconfigured(make_settings: SettingsFactory) -> None:
     failing = ProviderRecord(last_failure_at=1.0, consecutive_failures=10)
     off = make_settings(providers={"hatena": {"enabled": False}})
-    assert assess(Hatena, off, failing, time.time()).state == "disabled"
-    assert assess(Hatena, off, ProviderRecord(), time.time()).state == "disabled"
-    assert assess(HackerNews, off, ProviderRecord(), time.time()).state == "pending"
+    assert assess(Hatena, off, failing, Tally(), time.time()).state == "disabled"
+    assert assess(Hatena, off, ProviderRecord(), Tally(), time.time()).state == "disabled"
+    assert assess(HackerNews, off, ProviderRecord(), Tally(), time.time()).state == "pending"
 
     bare = make_settings()
-    verdict = assess(NeedsKey, bare, failing, time.time())
+    verdict = assess(NeedsKey, bare, failing, Tally(), time.time())
     assert verdict.state == "unconfigured"
     assert "FLARES_PROVIDERS__NEEDSKEY__APP_ID" in verdict.reason
     assert "FLARES_PROVIDERS__NEEDSKEY__APP_SECRET" in verdict.reason
 
     half = make_settings(providers={"needskey": {"app_id": "123"}})
-    verdict = assess(NeedsKey, half, ProviderRecord(), time.time())
+    verdict = assess(NeedsKey, half, ProviderRecord(), Tally(), time.time())
     assert verdict.state == "unconfigured"
     assert "APP_SECRET" in verdict.reason
     assert "APP_ID" not in verdict.reason
     assert "123" not in verdict.reason
 
     full = make_settings(providers={"needskey": {"app_id": "123", "app_secret": "shh"}})
-    assert assess(NeedsKey, full, ProviderRecord(), time.time()).state == "pending"
-    assert assess(NeedsKey, full, failing, time.time()).state == "failing"
+    assert assess(NeedsKey, full, ProviderRecord(), Tally(), time.time()).state == "pending"
+    assert assess(NeedsKey, full, failing, Tally(), time.time()).state == "failing"
 
 
 @pytest.mark.parametrize(
@@ -287,4 +291,4 @@ def test_health_disabled_and_unconfigured(make_settings: SettingsFactory) -> Non
 def test_health_states_from_records(
     make_settings: SettingsFactory, record: ProviderRecord, state: str
 ) -> None:
-    assert assess(Hatena, make_settings(), record, time.time()).state == state
+    assert assess(Hatena, make_settings(), record, Tally(), time.time()).state == state

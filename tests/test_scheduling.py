@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from aggregator.runtime import Runtime, open_runtime
-from aggregator.store import DUE, Store
+from aggregator.store import Store
 from tests.conftest import SettingsFactory
 from tests.fakeupstream import FakeUpstream, Fault
 
@@ -40,7 +40,7 @@ def pages(n: int) -> list[str]:
 
 
 async def due_in(redis: Redis, url: str) -> float:
-    score = await redis.zscore(DUE, url)
+    score = await Store(redis).due_at(url)
     assert score is not None
     return float(score) - time.time()
 

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from redis.asyncio import Redis
+from redis.client import NEVER_DECODE
 
-from aggregator.store import DUE, HEARTBEAT, MAX_COUNT, Claim, Store, url_key
+from aggregator.store import (
+    DUE,
+    HEARTBEAT,
+    MAX_COUNT,
+    Claim,
+    Store,
+    UrlIdCollision,
+    record_location,
+    url_id,
+)
+from providers.base import Observation
 
 A = "https://example.com/a"
 B = "https://example.com/b"
@@ -16,7 +28,7 @@ T0 = 1_700_000_000.0
 async def test_track_then_again_and_due(store: Store, redis: Redis) -> None:
     assert await store.track(A, T0) is True
     assert await store.track(A, T0 + 50) is False
-    assert await redis.zscore(DUE, A) == T0
+    assert await store.due_at(A) == T0
     record = await store.get(A)
     assert record is not None
     assert record.url == A
@@ -125,8 +137,8 @@ async def test_concurrent_merges_total_is_sum_of_maxima(store: Store) -> None:
 
 async def test_merge_untracked_creates_nothing(store: Store, redis: Redis) -> None:
     await store.merge_counts("hatena", {A: 9}, T0)
-    assert await redis.exists(url_key(A)) == 0
-    assert await redis.zscore(DUE, A) is None
+    assert await redis.hexists(*record_location(A)) == 0
+    assert await store.due_at(A) is None
     assert await store.get(A) is None
 
 
@@ -143,10 +155,10 @@ async def test_mark_failed_changes_no_count(store: Store) -> None:
 
 async def test_mark_failed_untracked_creates_nothing(store: Store, redis: Redis) -> None:
     await store.mark_failed("hatena", [A], T0)
-    assert await redis.exists(url_key(A)) == 0
+    assert await redis.hexists(*record_location(A)) == 0
     # A later merge still finds nothing to merge into.
     await store.merge_counts("hatena", {A: 9}, T0 + 1)
-    assert await redis.exists(url_key(A)) == 0
+    assert await redis.hexists(*record_location(A)) == 0
 
 
 def tracked_at(claims: dict[str, Claim]) -> dict[str, float]:
@@ -168,7 +180,7 @@ async def test_lease_hides_claimed_until_it_ends(store: Store, redis: Redis) -> 
     await store.track(B, T0)
     first = tracked_at(await store.claim_due(T0, limit=10, lease_until=T0 + 300))
     assert set(first) == {A, B}
-    assert await redis.zscore(DUE, A) == T0 + 300
+    assert await store.due_at(A) == T0 + 300
     assert tracked_at(await store.claim_due(T0 + 299, limit=10, lease_until=T0 + 600)) == {}
     # The worker died without rescheduling: after the lease the URLs come back.
     again = tracked_at(await store.claim_due(T0 + 300, limit=10, lease_until=T0 + 600))
@@ -177,11 +189,7 @@ async def test_lease_hides_claimed_until_it_ends(store: Store, redis: Redis) -> 
 
 async def test_concurrent_claimers_get_disjoint_complete_sets(store: Store, redis: Redis) -> None:
     urls = [f"https://example.com/p/{i}" for i in range(500)]
-    await redis.zadd(DUE, dict.fromkeys(urls, T0))
-    async with redis.pipeline(transaction=False) as pipe:
-        for url in urls:
-            pipe.hset(url_key(url), "tracked_at", repr(T0))
-        await pipe.execute()
+    await store.track_many(urls, T0)
     parts = await asyncio.gather(
         *(store.claim_due(T0, limit=37, lease_until=T0 + 60) for _ in range(20))
     )
@@ -195,10 +203,10 @@ async def test_concurrent_claimers_get_disjoint_complete_sets(store: Store, redi
 async def test_reschedule_sets_due_but_never_readds(store: Store, redis: Redis) -> None:
     await store.track(A, T0)
     await store.track(B, T0)
-    await redis.zrem(DUE, B)
+    await redis.zrem(DUE, url_id(B))
     await store.reschedule({A: T0 + 1800, B: T0 + 1800})
-    assert await redis.zscore(DUE, A) == T0 + 1800
-    assert await redis.zscore(DUE, B) is None
+    assert await store.due_at(A) == T0 + 1800
+    assert await store.due_at(B) is None
     assert await store.tracked_count() == 1
 
 
@@ -220,6 +228,86 @@ async def test_ping(store: Store) -> None:
 async def test_claim_drops_queue_entries_whose_record_is_gone(store: Store, redis: Redis) -> None:
     await store.track(A, T0)
     await store.track(B, T0)
-    await redis.delete(url_key(B))
+    await redis.hdel(*record_location(B))
     assert tracked_at(await store.claim_due(T0 + 1, 10, lease_until=T0 + 100)) == {A: T0}
-    assert await redis.zscore(DUE, B) is None
+    assert await store.due_at(B) is None
+
+
+async def test_success_clears_the_failure_and_a_failure_keeps_the_count(store: Store) -> None:
+    await store.track(A, T0)
+    await store.mark_failed("hatena", [A], T0 + 1)
+    record = await store.get(A)
+    assert record is not None
+    net = record.networks["hatena"]
+    assert (net.count, net.seen, net.fetched_at, net.failed_at) == (None, None, None, T0 + 1)
+    assert record.total == 0
+    # In the same second: flags, not time comparisons, say which came last.
+    await store.merge_counts("hatena", {A: 4}, T0 + 1)
+    record = await store.get(A)
+    assert record is not None
+    assert record.networks["hatena"].failed_at is None
+
+
+async def test_forced_refresh_owes_every_network_a_fetch_until_it_answers(store: Store) -> None:
+    await store.track(A, T0)
+    await store.merge_counts("hatena", {A: 4}, T0 + 1)
+    await store.merge_counts("hackernews", {A: 2}, T0 + 1)
+    claim = await store.claim_due(T0 + 2, 10, T0 + 3, ["hatena", "hackernews", "reddit"])
+    assert claim[A].fetched == {"hatena": T0 + 1, "hackernews": T0 + 1, "reddit": None}
+    assert await store.refresh([A, B], T0 + 1) == 1
+    assert await store.due_at(A) == T0 + 1
+    await store.merge_counts("hatena", {A: 5}, T0 + 1)
+    await store.mark_failed("hackernews", [A], T0 + 1)
+    claim = await store.claim_due(T0 + 2, 10, T0 + 3, ["hatena", "hackernews"])
+    assert claim[A].fetched == {"hatena": T0 + 1, "hackernews": None}
+    record = await store.get(A)
+    assert record is not None
+    assert record.networks["hackernews"].fetched_at == T0 + 1, "the API still shows it"
+
+
+async def test_refresh_domain_takes_the_domain_and_its_subdomains(store: Store) -> None:
+    urls = {
+        "https://example.com/": True,
+        "https://blog.example.com:8443/x?y=1": True,
+        "http://a.b.example.com/": True,
+        "https://notexample.com/": False,
+        "https://example.com.evil.test/": False,
+        "http://[::1]:8080/": False,
+    }
+    await store.track_many(urls, T0)
+    await store.reschedule(dict.fromkeys(urls, T0 + 5000))
+    assert await store.refresh_domain("example.com", T0 + 10) == 3
+    for url, chosen in urls.items():
+        assert await store.due_at(url) == (T0 + 10 if chosen else T0 + 5000), url
+    assert await store.refresh_domain("::1", T0 + 10) == 0
+    assert await store.refresh_domain("[::1]", T0 + 20) == 1
+    assert await store.refresh_all(T0 + 30) == len(urls)
+
+
+async def packed_record(redis: Redis, url: str) -> bytes:
+    """A record's bytes as Redis holds them (the client would otherwise decode them as text)."""
+    command = redis.execute_command  # untyped in redis-py
+    raw = await command("HGET", *record_location(url), **{NEVER_DECODE: True})  # type: ignore[no-untyped-call]
+    assert isinstance(raw, bytes)
+    return raw
+
+
+async def test_two_urls_with_one_id_are_never_merged(store: Store, redis: Redis) -> None:
+    # A 64-bit collision cannot be found on purpose: put B's record where A's belongs instead.
+    await store.track(B, T0)
+    raw = await packed_record(redis, B)
+    await redis.hset(*record_location(A), raw)
+    assert await store.get(A) is None
+    with pytest.raises(UrlIdCollision):
+        await store.track(A, T0)
+    assert await store.track(B, T0) is False
+
+
+async def test_records_are_packed_small(store: Store, redis: Redis) -> None:
+    await store.track(A, T0)
+    await store.merge_counts("facebook", {A: Observation(9, parts={"shares": 9})}, T0 + 1)
+    await store.merge_counts("hatena", {A: 4}, T0 + 1)
+    raw = await packed_record(redis, A)
+    # URL, three times, two networks with a count and a time each, one part: no field names.
+    assert len(raw) < len(A) + 40
+    assert len(record_location(A)[1]) == 11

@@ -38,7 +38,8 @@ def timestamp(value: float | None) -> datetime | None:
 def network_state(rec: NetworkRecord | None) -> NetworkState:
     if rec is None or (rec.fetched_at is None and rec.failed_at is None):
         return "pending"
-    if rec.failed_at is not None and (rec.fetched_at is None or rec.failed_at > rec.fetched_at):
+    # The store keeps a failure time only until the next success.
+    if rec.failed_at is not None:
         return "error"
     return "ok"
 

@@ -13,6 +13,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
+from aggregator.store import UrlIdCollision
+
 log = logging.getLogger(__name__)
 
 
@@ -64,6 +66,11 @@ async def _store_down(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _id_collision(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, UrlIdCollision)
+    return error_response(409, "url id collision", str(exc))
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal error", "the error was logged")
@@ -76,4 +83,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(RedisConnectionError, _store_down)
     app.add_exception_handler(RedisTimeoutError, _store_down)
+    app.add_exception_handler(UrlIdCollision, _id_collision)
     app.add_exception_handler(Exception, _unexpected)

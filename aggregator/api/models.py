@@ -62,11 +62,54 @@ class ProviderOut(BaseModel):
     state: State
     reason: str
     batch_size: int
+    since: datetime | None = Field(description="Since when the state holds, where known")
+    suspect: str | None = Field(
+        description="Why the answers look like the network shutting down (0 for pages that had "
+        "counts, 404 for every request), though the requests succeed; null when they do not"
+    )
     last_success_at: datetime | None
     last_error_at: datetime | None
-    last_error: str | None
+    last_error: LastError | None
+    hour: HourStats
+    budget: BudgetOut
     urls_tracked: int
+    queue: QueueOut
     breaker: Breaker
+
+
+class LastError(BaseModel):
+    kind: str | None = Field(description="e.g. http, timeout, connect, parse, throttled")
+    status: int | None = Field(description="The HTTP status, when there was an answer")
+    message: str = Field(description="Short, with every secret removed")
+
+
+class HourStats(BaseModel):
+    """Requests of the last hour, as every worker recorded them in Redis."""
+
+    requests: int
+    ok: int
+    failed: int
+    neutral: int = Field(description="Neither success nor failure: throttled, refused credentials")
+    success_ratio: float | None = Field(description="ok / (ok + failed); null without requests")
+    latency_p50: float | None = Field(description="Seconds, from a histogram")
+    latency_p95: float | None = Field(description="Seconds, from a histogram")
+
+
+class BudgetOut(BaseModel):
+    limit: int = Field(description="Requests allowed per window")
+    window_seconds: float
+    used: float = Field(description="Requests counted in the current (sliding) window")
+    left: float
+    concurrency: int = Field(description="Requests at once, across every worker")
+
+
+class QueueOut(BaseModel):
+    """The due queue, which every provider shares."""
+
+    due_now: int = Field(description="Tracked URLs due now")
+    oldest_due_seconds: float | None = Field(
+        description="How long the longest-waiting has been due"
+    )
 
 
 class Breaker(BaseModel):

@@ -9,21 +9,38 @@ from fastapi import APIRouter
 from aggregator.api.counts import timestamp
 from aggregator.api.deps import RuntimeDep
 from aggregator.api.errors import ApiError
-from aggregator.api.models import Breaker, ErrorBody, ProviderOut, ProvidersResponse
-from aggregator.health import assess, is_enabled, missing_settings
+from aggregator.api.models import (
+    Breaker,
+    BudgetOut,
+    ErrorBody,
+    HourStats,
+    LastError,
+    ProviderOut,
+    ProvidersResponse,
+    QueueOut,
+)
+from aggregator.gate import limits_for
+from aggregator.health import assess, is_enabled, latency_quantile, missing_settings, suspicion
 from aggregator.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["providers"])
 
 
 async def provider_views(runtime: Runtime, names: list[str]) -> list[ProviderOut]:
-    records = await runtime.store.providers(names)
-    tracked = await runtime.store.tracked_count()
     now = time.time()
+    store = runtime.store
+    records = await store.providers(names)
+    stats = await store.stats(names, now)
+    tracked = await store.tracked_count()
+    due, oldest = await store.queue(now)
+    queue = QueueOut(due_now=due, oldest_due_seconds=now - oldest if oldest else None)
     views = []
     for name in names:
-        cls, record = runtime.providers[name], records[name]
-        verdict = assess(cls, runtime.settings, record, now)
+        cls, record, hour = runtime.providers[name], records[name], stats[name].hour
+        verdict = assess(cls, runtime.settings, record, hour, now)
+        limits = limits_for(cls, runtime.settings)
+        used = await runtime.gate.used(name, limits.window, now)
+        answered = hour.ok + hour.failed
         views.append(
             ProviderOut(
                 name=name,
@@ -35,11 +52,36 @@ async def provider_views(runtime: Runtime, names: list[str]) -> list[ProviderOut
                 configured=not missing_settings(cls, runtime.settings),
                 state=verdict.state,
                 reason=verdict.reason,
+                since=timestamp(verdict.since),
+                suspect=suspicion(hour, runtime.settings),
                 batch_size=cls.batch_size,
                 last_success_at=timestamp(record.last_success_at),
                 last_error_at=timestamp(record.last_failure_at),
-                last_error=record.last_error,
+                last_error=LastError(
+                    kind=record.last_error_kind,
+                    status=record.last_error_status,
+                    message=record.last_error,
+                )
+                if record.last_error is not None
+                else None,
+                hour=HourStats(
+                    requests=hour.requests,
+                    ok=hour.ok,
+                    failed=hour.failed,
+                    neutral=hour.neutral,
+                    success_ratio=hour.ok / answered if answered else None,
+                    latency_p50=latency_quantile(hour, 0.5),
+                    latency_p95=latency_quantile(hour, 0.95),
+                ),
+                budget=BudgetOut(
+                    limit=limits.budget,
+                    window_seconds=limits.window,
+                    used=round(used, 2),
+                    left=round(max(0.0, limits.budget - used), 2),
+                    concurrency=limits.concurrency,
+                ),
                 urls_tracked=tracked if name in runtime.poller.provider_names else 0,
+                queue=queue,
                 breaker=Breaker(
                     state=record.breaker(now),
                     since=timestamp(record.breaker_since),
