@@ -24,6 +24,7 @@ from tenacity import (
 
 from aggregator.config import ProviderSettings, Settings
 from aggregator.gate import Gate, Limits, Pass, Refusal, Refused, Report, limits_for
+from aggregator.pools import Pools
 from providers.base import Observation, ParseError, Problem, Provider, ProviderRequest, Token
 
 ErrorKind = Literal[
@@ -147,12 +148,10 @@ def observation(value: int | Observation) -> Observation:
 
 
 class Executor:
-    """Sends providers' requests through one pooled client with timeouts and bounded concurrency."""
+    """Sends providers' requests through their pools with timeouts and bounded concurrency."""
 
-    def __init__(
-        self, client: httpx.AsyncClient, settings: Settings, gate: Gate | None = None
-    ) -> None:
-        self._client = client
+    def __init__(self, pools: Pools, settings: Settings, gate: Gate | None = None) -> None:
+        self._pools = pools
         self._settings = settings
         # Without a gate (a unit under test) requests go out unlimited and unrecorded.
         self._gate = gate
@@ -250,7 +249,7 @@ class Executor:
             raise FetchFailure(FetchError("request", f"cannot build the request: {exc}")) from exc
         cost = len(urls) if provider.cost_per_url else 1
         async with self._admitted(provider, conf, cost) as report:
-            response = await self._send(request, conf)
+            response = await self._send(provider, request, conf)
             if response.status_code == 401 and token is not None and retry_auth:
                 # The token may have been revoked early: renew it once before calling it failed.
                 self._tokens.pop(provider.name, None)
@@ -350,7 +349,7 @@ class Executor:
             return None
         # The auth step is a request to the network like any other: same budget, same breaker.
         async with self._admitted(provider, conf, 1) as report:
-            response = await self._send(request, conf)
+            response = await self._send(provider, request, conf)
             if response.status_code in (400, 401, 403):
                 message = f"the network refused the credentials (HTTP {response.status_code})"
                 problem = Problem("rejected", message)
@@ -367,12 +366,15 @@ class Executor:
         self._tokens[provider.name] = (token, expires)
         return token
 
-    async def _send(self, request: ProviderRequest, conf: ProviderSettings) -> httpx.Response:
+    async def _send(
+        self, provider: type[Provider], request: ProviderRequest, conf: ProviderSettings
+    ) -> httpx.Response:
         user_agent = conf.user_agent or self._settings.user_agent
         headers = {"User-Agent": user_agent, **request.headers}
+        concurrency = limits_for(provider, self._settings).concurrency
         try:
             async with self._slots:
-                return await self._client.request(
+                return await self._pools.client(provider.name, concurrency).request(
                     request.method,
                     request.url,
                     params=list(request.params),

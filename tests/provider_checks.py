@@ -11,12 +11,12 @@ from datetime import date
 from typing import Any, Literal
 from urllib.parse import quote, quote_plus, urlsplit
 
-import httpx
 import pytest
 from hypothesis import strategies as st
 
 from aggregator.config import SECRET_FIELDS, Settings
 from aggregator.fetch import Executor, FetchOutcome, chunks
+from aggregator.pools import Pools
 from providers.base import MAX_COUNT, Observation, ParseError, Provider, ProviderRequest, Token
 from providers.bluesky import MAX_LIFETIME
 from providers.registry import discover
@@ -404,9 +404,9 @@ def foreign_secrets(provider: type[Provider]) -> list[str]:
 
 @asynccontextmanager
 async def open_executor(settings: Settings) -> AsyncIterator[Executor]:
-    """One executor (and so one token cache) over a real client for several runs."""
-    async with httpx.AsyncClient() as client:
-        yield Executor(client, settings)
+    """One executor (and so one token cache) over real pools for several runs."""
+    async with Pools() as pools:
+        yield Executor(pools, settings)
 
 
 async def run(provider: type[Provider], settings: Settings, urls: Sequence[str]) -> FetchOutcome:

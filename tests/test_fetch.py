@@ -6,7 +6,6 @@ import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-import httpx
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -14,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from aggregator.config import Settings
 from aggregator.fetch import MAX_MESSAGE, UNAVAILABLE_WAIT, Executor, FetchOutcome, chunks, scrub
 from aggregator.gate import Gate
+from aggregator.pools import Pools
 from aggregator.runtime import redis_client
 from providers.base import NetworkStatus, ParseError, Provider, ProviderRequest, rebase
 from providers.hackernews import HackerNews
@@ -27,9 +27,9 @@ SECRET = "s3cr/t+key=&42"
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(follow_redirects=False) as c:
-        yield c
+async def client() -> AsyncIterator[Pools]:
+    async with Pools() as pools:
+        yield pools
 
 
 def closed_port_url() -> str:
@@ -127,7 +127,7 @@ def test_chunks() -> None:
 
 
 async def test_hackernews_success(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: Pools
 ) -> None:
     urls = pages(3)
     for url, count in zip(urls, (17, 0, 250), strict=True):
@@ -140,7 +140,7 @@ async def test_hackernews_success(
 
 
 async def test_hatena_single_success(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: Pools
 ) -> None:
     fake_upstream.set_count("hatena", "https://example.com/one", 31)
     outcome = await Executor(client, make_settings()).run(Hatena, ["https://example.com/one"])
@@ -150,7 +150,7 @@ async def test_hatena_single_success(
 
 
 async def test_hatena_batches_of_fifty(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: Pools
 ) -> None:
     urls = pages(120)
     for i, url in enumerate(urls):
@@ -166,7 +166,7 @@ async def test_hatena_batches_of_fifty(
 
 
 async def test_latency_within_timeout_still_succeeds(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: Pools
 ) -> None:
     fake_upstream.set_count("hatena", "https://example.com/slow", 4)
     fake_upstream.set_fault("hatena", Fault("latency", seconds=0.05))
@@ -175,7 +175,7 @@ async def test_latency_within_timeout_still_succeeds(
 
 
 async def test_missing_count_is_an_error_not_zero(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: Pools
 ) -> None:
     settings = make_settings(providers={"partial": provider_conf(fake_upstream.base_url)})
     urls = pages(4)
@@ -193,7 +193,7 @@ async def test_http_503_fails_every_url(
     provider: type[Provider],
     make_settings: SettingsFactory,
     fake_upstream: FakeUpstream,
-    client: httpx.AsyncClient,
+    client: Pools,
 ) -> None:
     urls = pages(3)
     for url in urls:
@@ -212,7 +212,7 @@ async def test_rate_limit_is_a_throttle_with_retry_after(
     provider: type[Provider],
     make_settings: SettingsFactory,
     fake_upstream: FakeUpstream,
-    client: httpx.AsyncClient,
+    client: Pools,
 ) -> None:
     fake_upstream.set_fault(provider.name, Fault("rate_limit", retry_after=7))
     outcome = await Executor(client, make_settings()).run(provider, pages(2))
@@ -227,7 +227,7 @@ async def test_timeout(
     provider: type[Provider],
     make_settings: SettingsFactory,
     fake_upstream: FakeUpstream,
-    client: httpx.AsyncClient,
+    client: Pools,
 ) -> None:
     settings = make_settings(
         providers={provider.name: provider_conf(fake_upstream.base_url, timeout=0.3)}
@@ -248,7 +248,7 @@ async def test_garbage_is_parse_error(
     provider: type[Provider],
     make_settings: SettingsFactory,
     fake_upstream: FakeUpstream,
-    client: httpx.AsyncClient,
+    client: Pools,
 ) -> None:
     fake_upstream.set_fault(provider.name, Fault("garbage"))
     urls = pages(2)
@@ -263,7 +263,7 @@ async def test_garbage_is_parse_error(
 
 @pytest.mark.parametrize("provider", [HackerNews, Hatena])
 async def test_connection_refused(
-    provider: type[Provider], make_settings: SettingsFactory, client: httpx.AsyncClient
+    provider: type[Provider], make_settings: SettingsFactory, client: Pools
 ) -> None:
     settings = make_settings(providers={provider.name: provider_conf(closed_port_url())})
     urls = pages(2)
@@ -277,7 +277,7 @@ async def test_connection_refused(
 
 
 async def test_one_failing_batch_keeps_the_others(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: Pools
 ) -> None:
     # HN sends one request per URL: the fake cannot fail one of them, so fail a whole provider
     # and check the other, run on the same executor, is untouched.
@@ -307,7 +307,7 @@ def _assert_no_secret(outcome: FetchOutcome) -> None:
 
 
 async def test_credential_sent_but_never_in_http_error(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: Pools
 ) -> None:
     settings = make_settings(
         providers={"keyed": provider_conf(fake_upstream.base_url, bearer_token=SECRET)}
@@ -322,7 +322,7 @@ async def test_credential_sent_but_never_in_http_error(
 
 
 async def test_credential_never_in_connect_error(
-    make_settings: SettingsFactory, client: httpx.AsyncClient
+    make_settings: SettingsFactory, client: Pools
 ) -> None:
     settings = make_settings(
         providers={"keyed": provider_conf(closed_port_url(), bearer_token=SECRET)}
@@ -333,7 +333,7 @@ async def test_credential_never_in_connect_error(
 
 
 async def test_credential_never_in_parse_error(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: httpx.AsyncClient
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream, client: Pools
 ) -> None:
     settings = make_settings(
         providers={"keyed": provider_conf(fake_upstream.base_url, bearer_token=SECRET)}
@@ -358,7 +358,7 @@ class Unbuildable(PartialAnswer):
 
 
 async def test_a_request_that_cannot_be_built_is_an_error_not_a_crash(
-    make_settings: SettingsFactory, client: httpx.AsyncClient, fake_upstream: FakeUpstream
+    make_settings: SettingsFactory, client: Pools, fake_upstream: FakeUpstream
 ) -> None:
     urls = pages(4)
     outcome = await Executor(client, make_settings()).run(Unbuildable, urls)
@@ -379,7 +379,7 @@ class Careless(PartialAnswer):
 
 
 async def test_a_parser_bug_fails_its_urls_not_the_tick(
-    make_settings: SettingsFactory, client: httpx.AsyncClient, fake_upstream: FakeUpstream
+    make_settings: SettingsFactory, client: Pools, fake_upstream: FakeUpstream
 ) -> None:
     settings = make_settings(providers={"careless": provider_conf(fake_upstream.base_url)})
     outcome = await Executor(client, settings).run(Careless, pages(2))
@@ -391,7 +391,7 @@ async def test_a_parser_bug_fails_its_urls_not_the_tick(
 
 async def test_an_answer_survives_a_redis_blip_while_recording_it(
     make_settings: SettingsFactory,
-    client: httpx.AsyncClient,
+    client: Pools,
     fake_upstream: FakeUpstream,
     redis: Redis,
 ) -> None:
@@ -408,7 +408,7 @@ async def test_an_answer_survives_a_redis_blip_while_recording_it(
 
 
 async def test_no_request_goes_out_when_redis_cannot_admit_it(
-    make_settings: SettingsFactory, client: httpx.AsyncClient, fake_upstream: FakeUpstream
+    make_settings: SettingsFactory, client: Pools, fake_upstream: FakeUpstream
 ) -> None:
     # A real client to a port nobody listens on: the gate cannot check the shared limits.
     nowhere = redis_client(f"redis://127.0.0.1:{free_port()}")

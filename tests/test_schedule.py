@@ -7,13 +7,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar
 
-import httpx
 import pytest
 from redis.asyncio import Redis
 
 from aggregator.config import ScheduleSettings, Settings
 from aggregator.fetch import Executor
 from aggregator.health import assess
+from aggregator.pools import Pools
 from aggregator.runtime import Runtime
 from aggregator.schedule import Poller, refresh_interval
 from aggregator.store import ProviderRecord, Store, Tally
@@ -131,7 +131,7 @@ async def test_tick_claims_at_most_claim_size(
     now = time.time()
     for i in range(70):
         await store.track(f"{PAGE}/{i}", now)
-    async with httpx.AsyncClient() as client:
+    async with Pools() as client:
         poller = Poller(
             store,
             Executor(client, settings),
@@ -151,7 +151,7 @@ async def test_two_pollers_never_fetch_a_url_twice(
     for i, url in enumerate(urls):
         await store.track(url, now)
         fake_upstream.set_count("hackernews", url, i + 1)
-    async with httpx.AsyncClient() as a, httpx.AsyncClient() as b:
+    async with Pools() as a, Pools() as b:
         pollers = [
             Poller(store, Executor(c, settings), {"hackernews": HackerNews}, settings)
             for c in (a, b)
