@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65_535)
     admin_key: SecretStr | None = None
     allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Query parameters dropped from page URLs, besides utm_* and the well-known click ids.
+    tracking_params: Annotated[list[str], NoDecode] = Field(default_factory=list)
     user_agent: str = "flares/0.1 (self-hosted share-count aggregator)"
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
@@ -152,9 +154,9 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("allowed_domains", mode="before")
+    @field_validator("allowed_domains", "tracking_params", mode="before")
     @classmethod
-    def _split_domains(cls, value: Any) -> Any:
+    def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = value.split(",")
         if isinstance(value, list):

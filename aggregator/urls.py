@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Collection
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 MAX_LENGTH = 2048
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# Query parameters that say how a visitor arrived, not which page: dropped, so that every link
+# to a page meets in one record. More can be added in settings (FLARES_TRACKING_PARAMS).
+TRACKING_PARAMS = frozenset(
+    {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid", "twclid"}
+    | {"mc_cid", "mc_eid", "_ga", "_gl", "ref", "ref_src"}
+)
+TRACKING_PREFIXES = ("utm_",)
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
@@ -27,8 +35,21 @@ def _host(raw: str | None) -> str:
     return host
 
 
-def canonical(url: str) -> str:
-    """The canonical form of an absolute http(s) URL; raises InvalidURL with the reason."""
+def _query(raw: str, tracking: Collection[str]) -> str:
+    """The query without tracking parameters, its pairs sorted by name (stable among repeats)
+    and left as they were spelled: a network keys counts by the exact string."""
+    pairs = []
+    for pair in raw.split("&"):
+        name = unquote_plus(pair.partition("=")[0]).lower()
+        if pair and name not in TRACKING_PARAMS and name not in tracking:
+            if not name.startswith(TRACKING_PREFIXES):
+                pairs.append((name, pair))
+    return "&".join(pair for _, pair in sorted(pairs, key=lambda p: p[0]))
+
+
+def canonical(url: str, tracking: Collection[str] = ()) -> str:
+    """The canonical form of an absolute http(s) URL, without the tracking parameters (the
+    built-in ones and `tracking`); raises InvalidURL with the reason."""
     if len(url) > MAX_LENGTH:
         raise InvalidURL(f"the URL is longer than {MAX_LENGTH} characters")
     if _CONTROL.search(url):
@@ -47,7 +68,7 @@ def canonical(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    return urlunsplit((scheme, netloc, parts.path or "/", _query(parts.query, tracking), ""))
 
 
 def host_of(url: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from random import Random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,7 +15,16 @@ from aggregator.urls import InvalidURL, canonical, domain_allowed
     ("raw", "expected"),
     [
         ("https://example.com", "https://example.com/"),
-        ("HTTPS://Example.COM/Path?b=2&a=1#frag", "https://example.com/Path?b=2&a=1"),
+        ("HTTPS://Example.COM/Path?b=2&a=1#frag", "https://example.com/Path?a=1&b=2"),
+        (
+            "https://example.com/?utm_source=x&id=7&UTM_Medium=y&fbclid=abc",
+            "https://example.com/?id=7",
+        ),
+        ("https://example.com/p?gclid=1&mc_cid=2&mc_eid=3&ref=hn", "https://example.com/p"),
+        ("https://example.com/p?tag=b&x=1&tag=a&&", "https://example.com/p?tag=b&tag=a&x=1"),
+        ("https://example.com/p?q=a%20b&Q=c", "https://example.com/p?q=a%20b&Q=c"),
+        ("https://example.com/p?", "https://example.com/p"),
+        ("https://example.com/p?reference=1", "https://example.com/p?reference=1"),
         ("http://example.com:80/x", "http://example.com/x"),
         ("https://example.com:443/x", "https://example.com/x"),
         ("https://example.com:8443/x", "https://example.com:8443/x"),
@@ -58,16 +69,53 @@ hosts = st.from_regex(
     r"[A-Za-z0-9]([A-Za-z0-9-]{0,10}[A-Za-z0-9])?(\.[A-Za-z]{2,6}){1,2}", fullmatch=True
 )
 paths = st.from_regex(r"(/[A-Za-z0-9._~%!$&'()*+,;=:@-]{0,12}){0,4}", fullmatch=True)
-queries = st.from_regex(r"(\?[A-Za-z0-9=&_-]{0,20})?", fullmatch=True)
+queries = st.lists(
+    st.tuples(
+        st.from_regex(r"[a-z][a-z0-9_-]{0,6}", fullmatch=True),
+        st.from_regex(r"[A-Za-z0-9_-]{0,6}", fullmatch=True),
+    ),
+    max_size=4,
+)
+tracking = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["utm_source", "UTM_campaign", "fbclid", "gclid", "mc_cid", "ref", "campaign"]
+        ),
+        st.from_regex(r"[A-Za-z0-9]{0,6}", fullmatch=True),
+    ),
+    max_size=3,
+)
 
 
-@given(st.sampled_from(["http", "HTTP", "https", "Https"]), hosts, paths, queries)
+@given(
+    st.sampled_from(["http", "HTTP", "https", "Https"]),
+    hosts,
+    paths,
+    queries,
+    tracking,
+    st.randoms(use_true_random=False),
+)
 def test_canonical_is_idempotent_and_spellings_meet(
-    scheme: str, host: str, path: str, query: str
+    scheme: str,
+    host: str,
+    path: str,
+    query: list[tuple[str, str]],
+    extra: list[tuple[str, str]],
+    rng: Random,
 ) -> None:
-    url = f"{scheme}://{host}{path}{query}"
-    once = canonical(url)
-    assert canonical(once) == once
+    """Case, default port, fragment, tracking parameters and the order of names differ; the
+    page is the same. "campaign" is a configured tracking parameter."""
+
+    def spelled(pairs: list[tuple[str, str]]) -> str:
+        return "?" + "&".join(f"{k}={v}" for k, v in pairs) if pairs else ""
+
+    url = f"{scheme}://{host}{path}{spelled(query)}"
+    once = canonical(url, ["campaign"])
+    assert canonical(once, ["campaign"]) == once
     default = ":443" if scheme.lower() == "https" else ":80"
-    respelled = f"{scheme.upper()}://{host.upper()}{default}{path or '/'}{query}#section"
-    assert canonical(respelled) == once
+    # Shuffle whole names, keeping the order of a repeated name's values.
+    names = list(dict.fromkeys(k for k, _ in query))
+    rng.shuffle(names)
+    mixed = [pair for name in names for pair in query if pair[0] == name] + extra
+    respelled = f"{scheme.upper()}://{host.upper()}{default}{path or '/'}{spelled(mixed)}#section"
+    assert canonical(respelled, ["campaign"]) == once

@@ -110,7 +110,7 @@ async def track_url(
     admin: Annotated[bool, Depends(require_write)],
 ) -> TrackResponse:
     """Start tracking a page; it is fetched at the next scheduler tick."""
-    url = parse_url(body.url)
+    url = parse_url(body.url, runtime.settings)
     allowed = runtime.settings.allowed_domains
     if not admin and allowed and not domain_allowed(url, allowed):
         raise ApiError(
@@ -139,7 +139,7 @@ async def refresh(
     """Move pages to the front of the queue; every network fetches them anew, within budget."""
     now = time.time()
     if body.url is not None:
-        url = parse_url(body.url)
+        url = parse_url(body.url, runtime.settings)
         if not await runtime.store.refresh([url], now):
             raise ApiError(404, "not tracked", f"{url} is not tracked")
         return RefreshResponse(refreshed=1)

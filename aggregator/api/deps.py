@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from aggregator.api.errors import ApiError
+from aggregator.config import Settings
 from aggregator.runtime import Runtime
 from aggregator.store import UrlRecord
 from aggregator.urls import InvalidURL, canonical, domain_allowed
@@ -50,9 +51,9 @@ async def require_write(
     return True
 
 
-def parse_url(raw: str) -> str:
+def parse_url(raw: str, settings: Settings) -> str:
     try:
-        return canonical(raw)
+        return canonical(raw, settings.tracking_params)
     except InvalidURL as exc:
         raise ApiError(400, "invalid url", str(exc)) from exc
 
@@ -68,7 +69,7 @@ class NotTracked(ApiError):
 
 async def lookup(runtime: Runtime, raw_url: str) -> UrlRecord:
     """Find a URL; on an allowed domain an untracked one is tracked on this first read."""
-    url = parse_url(raw_url)
+    url = parse_url(raw_url, runtime.settings)
     record = await runtime.store.get(url)
     if record is None and domain_allowed(url, runtime.settings.allowed_domains):
         await runtime.store.track(url, time.time())
