@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -15,6 +15,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from aggregator.store import HISTORY_DAYS
 
 SECRET_FIELDS = (
     "app_id",
@@ -26,6 +28,8 @@ SECRET_FIELDS = (
     "app_password",
 )
 OPTION_FIELDS = ("user_agent", "mode", "graph_version")
+# Where a network's served count comes from: its API, flares' own share clicks, or the larger.
+Source = Literal["api", "clicks", "max"]
 
 
 class ConfigError(Exception):
@@ -34,6 +38,8 @@ class ConfigError(Exception):
 
 class ProviderSettings(BaseModel):
     """Per-provider overrides; `enabled=None` keeps the provider's own default."""
+
+    model_config = ConfigDict(frozen=True)
 
     enabled: bool | None = None
     base_url: str | None = None
@@ -52,6 +58,8 @@ class ProviderSettings(BaseModel):
     budget_requests: int | None = Field(default=None, ge=1)
     budget_window: float | None = Field(default=None, gt=0)
     concurrency: int | None = Field(default=None, ge=1)
+    # Unset: the default of aggregator/sources.py (clicks where the API gives no count).
+    source: Source | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -128,6 +136,11 @@ class HealthSettings(BaseModel):
     suspect_zero_share: float = Field(default=0.5, gt=0, le=1)
 
 
+# Shared by every provider without settings of its own: read on every count a page shows, and
+# frozen, so that sharing it is safe.
+DEFAULT_PROVIDER = ProviderSettings()
+
+
 class Settings(BaseSettings):
     """The effective configuration of one flares process."""
 
@@ -142,14 +155,20 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65_535)
     admin_key: SecretStr | None = None
     allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Keys the hash of a share click's visitor; unset: a random salt per day, kept in Redis.
+    share_salt: SecretStr | None = None
+    # Proxies in front of flares whose X-Forwarded-For entry names the client (0: the socket peer).
+    trusted_proxies: int = Field(default=0, ge=0, le=16)
     # Query parameters dropped from page URLs, besides utm_* and the well-known click ids.
     tracking_params: Annotated[list[str], NoDecode] = Field(default_factory=list)
     user_agent: str = "flares/0.1 (self-hosted share-count aggregator)"
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    # Days of daily counts kept per network of a page, in aggregator/store.py's history.
+    history_days: int = Field(default=HISTORY_DAYS, ge=1, le=3_660)
 
-    @field_validator("admin_key", "redis_url", mode="before")
+    @field_validator("admin_key", "redis_url", "share_salt", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -166,15 +185,14 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every secret in this configuration: what no message, log or page may show."""
         found = [s for conf in self.providers.values() for s in conf.secrets()]
-        if self.admin_key is not None:
-            found.append(self.admin_key.get_secret_value())
+        found += [s.get_secret_value() for s in (self.admin_key, self.share_salt) if s is not None]
         if self.redis_url and (password := urlsplit(self.redis_url).password):
             found.append(password)
         return found
 
     def provider(self, name: str) -> ProviderSettings:
         """The settings of one provider, defaults when none are given."""
-        return self.providers.get(name) or ProviderSettings()
+        return self.providers.get(name) or DEFAULT_PROVIDER
 
     @classmethod
     def settings_customise_sources(

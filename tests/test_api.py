@@ -26,8 +26,11 @@ ApiFactory = Callable[..., AbstractAsyncContextManager[tuple[httpx.AsyncClient, 
 @pytest.fixture
 def make_api(make_settings: SettingsFactory, redis_url: str, redis: Redis) -> ApiFactory:
     @asynccontextmanager
-    async def make(**overrides: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
-        app = create_app(make_settings(**overrides), redis_url, scheduler=False)
+    async def make(
+        redis_at: str | None = None, **overrides: Any
+    ) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+        """The app on the test Redis, or on `redis_at` (e.g. a port where nothing listens)."""
+        app = create_app(make_settings(**overrides), redis_at or redis_url, scheduler=False)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://flares") as client:
@@ -135,6 +138,8 @@ async def test_first_read_on_allowed_domain_tracks_and_is_pending(
     assert body["total"] == 0
     assert body["networks"]["hackernews"] == {
         "count": None,
+        "source": "api",
+        "clicks": 0,
         "fetched_at": None,
         "state": "pending",
         "parts": {},

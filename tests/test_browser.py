@@ -2,15 +2,12 @@
 
 One `flares serve` with a fake upstream and one browser serve the module; the page with every
 embed is loaded once, checked, and kept as a PNG under $FLARES_ARTIFACTS (test-artifacts/).
-Playwright's async API on a session loop: the sync API keeps its loop marked running in this
-thread for as long as the browser is open, which breaks every async test that runs after it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import os
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
@@ -24,54 +21,28 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Route
 
 from aggregator.badges import STYLES, metric
 from providers.registry import discover
+from tests.browser import artifacts_dir, browser, chromium
 from tests.fakeupstream import FakeUpstream
 from tests.service import Service, wait_for
 from tests.test_e2e import PAGE, service_env
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+__all__ = ["browser", "chromium"]
+
 COUNTS = {"hackernews": 110, "hatena": 141}
 TITLE = "Hello <world> & friends"
 UNTRACKED = "https://elsewhere.example.org/post"
 LOCAL_HOST = "127.0.0.1"
 SCREENSHOT = "embeds.png"
+VISITOR_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0 Safari/537.36"
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-def artifacts_dir() -> Path:
-    given = os.environ.get("FLARES_ARTIFACTS")
-    return Path(given) if given else Path(__file__).resolve().parents[1] / "test-artifacts"
-
-
-@pytest.fixture(scope="session")
-def chromium() -> Path:
-    # A missing browser fails rather than skips: a skip would pass a CI that checks nothing.
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not found; install it with: apt-get install -y chromium")
-    return CHROMIUM
-
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def browser(chromium: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(chromium), args=CHROMIUM_ARGS
-        )
-        yield launched
-        await launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +131,7 @@ def publisher(flares: Service) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def screenshot() -> Path:
     """Where the page's PNG goes; the folder exists."""
-    out = artifacts_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    return out / SCREENSHOT
+    return artifacts_dir() / SCREENSHOT
 
 
 @dataclass
@@ -243,14 +212,15 @@ async def test_widget_shows_the_counts_the_api_serves(loaded: Loaded, flares: Se
         assert f"{providers[name].label} {metric(network['count'])}" in text, text
 
 
-async def test_widget_buttons_are_plain_links_to_the_share_pages(loaded: Loaded) -> None:
+async def test_widget_buttons_link_through_flares(loaded: Loaded, flares: Service) -> None:
     frame = loaded.page.frame_locator("#widget iframe")
     links = await frame.locator("a").evaluate_all(
         "links => links.map(a => [a.textContent, a.getAttribute('href'), a.target, a.rel])"
     )
     providers = discover()
+    query = urlencode({"url": PAGE, "title": TITLE})
     expected = [
-        [f"{providers[name].label} {count}", providers[name].share_link(PAGE, TITLE)]
+        [f"{providers[name].label} {count}", f"{flares.base_url}/share/{name}?{query}"]
         for name, count in sorted(COUNTS.items())
     ]
     assert [link[:2] for link in links] == expected
@@ -295,27 +265,50 @@ async def test_screenshot_is_kept_as_an_artifact(loaded: Loaded, screenshot: Pat
     assert int.from_bytes(png[20:24], "big") == page_height
 
 
-async def test_share_button_opens_the_share_page(browser: Browser, publisher: str) -> None:
-    context = await browser.new_context()
-    shared: list[dict[str, str]] = []
+async def test_share_button_is_counted_once_and_redirects_to_the_share_page(
+    browser: Browser, publisher: str, flares: Service
+) -> None:
+    # A person's browser: headless Chromium names itself in its User-Agent, and bots count not.
+    context = await browser.new_context(user_agent=VISITOR_AGENT)
+    third_party: list[str] = []
+    answers: list[tuple[dict[str, str], int, dict[str, str]]] = []
 
-    async def share_page(route: Route) -> None:
-        # Stands in for the network: the click must not leave this machine.
-        shared.append(route.request.headers)
+    async def elsewhere(route: Route) -> None:
+        third_party.append(route.request.url)
+        await route.abort()
+
+    async def through_flares(route: Route) -> None:
+        # Chromium follows a server's redirect past every route (out to the network), so take
+        # flares' answer here and stand in for the share page it leads to.
+        response = await route.fetch(max_redirects=0)
+        answers.append((route.request.headers, response.status, response.headers))
         await route.fulfill(status=200, content_type="text/html", body="<title>shared</title>")
 
+    query = urlencode({"url": PAGE, "title": TITLE})
     try:
-        await context.route(lambda url: urlsplit(url).hostname != LOCAL_HOST, share_page)
+        await context.route(lambda url: urlsplit(url).hostname != LOCAL_HOST, elsewhere)
+        await context.route(lambda url: urlsplit(url).path.startswith("/share/"), through_flares)
         loaded = await open_publisher(context, publisher)
-        assert shared == [], "a third-party request before any click"
         frame = loaded.page.frame_locator("#widget iframe")
-        async with context.expect_page() as opened:
-            await frame.get_by_role("link", name="Hacker News").click()
-        popup = await opened.value
-        await popup.wait_for_load_state()
-        assert popup.url == discover()["hackernews"].share_link(PAGE, TITLE)
-        assert len(shared) == 1
-        assert "referer" not in shared[0]
+        for _ in range(2):
+            async with context.expect_page() as opened:
+                await frame.get_by_role("link", name="Hacker News").click()
+            popup = await opened.value
+            await popup.wait_for_load_state()
+            assert popup.url == f"{flares.base_url}/share/hackernews?{query}"
         assert await context.cookies() == []
     finally:
         await context.close()
+    assert third_party == []
+    assert len(answers) == 2
+    for sent, status, headers in answers:
+        assert "referer" not in sent
+        assert status == 302
+        assert headers["location"] == discover()["hackernews"].share_link(PAGE, TITLE)
+        # The share page learns nothing of the page the click came from.
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["cache-control"] == "no-store"
+    counts = (await get(embed_url(flares, "/api/v1/counts", url=PAGE))).json()
+    # One visitor clicked twice today: one share; Hacker News still serves its own count.
+    assert counts["networks"]["hackernews"]["clicks"] == 1
+    assert counts["networks"]["hackernews"]["count"] == COUNTS["hackernews"]

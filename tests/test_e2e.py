@@ -219,7 +219,13 @@ def test_every_provider_at_once_and_no_secret_anywhere(
 ) -> None:
     for network, count in EVERY_COUNT.items():
         fake_upstream.set_count(network, PAGE, count)
-    env = {**service_env(fake_upstream, tmp_path / "data", enabled=EVERY_COUNT), **SECRETS}
+    env = {
+        **service_env(fake_upstream, tmp_path / "data", enabled=EVERY_COUNT),
+        **SECRETS,
+        # Their share clicks by default; here the counts their (mirrored) APIs answer.
+        "FLARES_PROVIDERS__LINKEDIN__SOURCE": "api",
+        "FLARES_PROVIDERS__BUFFER__SOURCE": "api",
+    }
     service = Service(env, tmp_path / "serve.log").start()
     cli_env = {**env, "FLARES_PORT": str(service.port)}
     outputs: list[str] = []

@@ -6,17 +6,15 @@ import base64
 import hashlib
 import re
 from typing import ClassVar
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator.api.app import create_app
 from aggregator.widget import NO_COUNT, asset
 from providers.hackernews import HackerNews
-from providers.registry import discover
-from tests.conftest import SettingsFactory
 from tests.fakeupstream import FakeUpstream
 from tests.service import free_port
 from tests.test_api import PAGE, ApiFactory, make_api
@@ -85,10 +83,10 @@ async def test_widget_shows_total_then_each_network(
     assert response.headers["cache-control"] == "public, max-age=300"
     assert again.status_code == 304
     assert text_of(response.text) == "1.2k Flares Hacker News 1.1k Hatena Bookmark 141"
+    # Through flares, which counts the click and redirects to the network's share page.
     links = [link.replace("&amp;", "&") for link in LINK.findall(response.text)]
-    assert links == [
-        discover()[name].share_link(PAGE, "Hello") for name in ("hackernews", "hatena")
-    ]
+    query = urlencode({"url": PAGE, "title": "Hello"})
+    assert links == [f"http://flares/share/{name}?{query}" for name in ("hackernews", "hatena")]
     assert response.text.count('target="_blank" rel="noopener noreferrer"') == 2
     assert 'style="background:#ff6600;color:#fff"' in response.text
     assert 'title="Share on Hacker News (1100 shares)"' in response.text
@@ -172,12 +170,9 @@ async def test_bad_or_unknown_pages_get_a_message(
     assert text_of(response.text) == f"No share counts for this page: {reason}."
 
 
-async def test_redis_down_gets_a_message(make_settings: SettingsFactory) -> None:
-    app = create_app(make_settings(), f"redis://127.0.0.1:{free_port()}/0", scheduler=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://flares") as api:
-            response = await api.get("/widget", params={"url": PAGE})
+async def test_redis_down_gets_a_message(make_api: ApiFactory) -> None:
+    async with make_api(redis_at=f"redis://127.0.0.1:{free_port()}/0") as (api, _):
+        response = await api.get("/widget", params={"url": PAGE})
     assert_widget_headers(response)
     assert text_of(response.text) == "No share counts for this page: unavailable."
 

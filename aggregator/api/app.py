@@ -7,7 +7,23 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from aggregator.api import badges, bar, counts, errors, probes, providers, shields, widget
+from aggregator.api import (
+    admin,
+    badges,
+    bar,
+    bulk,
+    counts,
+    errors,
+    history,
+    metrics,
+    probes,
+    providers,
+    share,
+    shields,
+    sites,
+    status,
+    widget,
+)
 from aggregator.config import Settings
 from aggregator.runtime import open_runtime
 from aggregator.schedule import start_scheduler
@@ -39,9 +55,21 @@ def create_app(settings: Settings, redis_url: str, *, scheduler: bool = True) ->
         lifespan=lifespan,
     )
     errors.install(app)
+    app.state.sites = sites.SiteCache()
+    # Per app, not per module: two apps in one process (the tests) must not share counters.
+    app.state.badge_metrics = metrics.BadgeMetrics()
+    app.add_middleware(metrics.CountBadgeRequests, metrics=app.state.badge_metrics)
+    # Before the badges: their `/badge/{network}.svg` would take `/badge/trend.svg` for a network.
+    app.include_router(history.router)
     for module in (counts, badges, providers, probes):
         app.include_router(module.router)
     app.include_router(widget.router)
+    app.include_router(share.router)
     app.include_router(bar.router)
     app.include_router(shields.router)
+    app.include_router(bulk.router)
+    app.include_router(admin.router)
+    app.include_router(sites.router)
+    app.include_router(status.router)
+    app.include_router(metrics.router)
     return app

@@ -38,6 +38,7 @@ from aggregator.api.deps import NotTracked, RuntimeDep, lookup
 from aggregator.api.errors import ApiError
 from aggregator.badges import render_badge
 from aggregator.runtime import Runtime
+from aggregator.sources import Served
 from aggregator.store import UrlRecord
 
 # What the bar, the shields JSON, the widget and bench/badge.py take from here; the widget
@@ -95,12 +96,11 @@ async def badge_for(
         record = await read_record(runtime, url)
     except BadgeError as exc:
         return exc.badge(label, look)
+    served = Served(record, runtime.settings, runtime.providers)
     if provider is None:
-        has_count = any(n.count is not None for n in record.networks.values())
-        count = record.total if has_count else None
+        count = served.total if served.counted else None
     else:
-        net = record.networks.get(network)
-        count = net.count if net else None
+        count = served.count(network)
     if count is None:
         return pending().badge(label, look)
     return look.badge(label, count, numbers)

@@ -27,6 +27,7 @@ from aggregator.api.badges import (
 from aggregator.api.deps import RuntimeDep
 from aggregator.badges.bar import Segment, render_bar
 from aggregator.runtime import Runtime
+from aggregator.sources import Served
 from aggregator.store import UrlRecord
 
 router = APIRouter(tags=["badges"], route_class=badge_route(svg_error))
@@ -50,15 +51,12 @@ def default_networks(runtime: Runtime, record: UrlRecord) -> list[str]:
     return [name for name in runtime.providers if name in shown]
 
 
-def segments(
-    runtime: Runtime, record: UrlRecord, names: list[str], numbers: Numbers
-) -> list[Segment]:
+def segments(runtime: Runtime, served: Served, names: list[str], numbers: Numbers) -> list[Segment]:
     """One button per network; humble mode (total below `min`) hides every number."""
-    humble = numbers.hides(record.total)
+    humble = numbers.hides(served.total)
     shown = []
     for name in names:
-        net = record.networks.get(name)
-        count = net.count if net else None
+        count = served.count(name)
         provider = runtime.providers[name]
         text = None if humble or count is None else numbers.text(count)
         shown.append(Segment(provider.label, text, provider.color))
@@ -84,11 +82,12 @@ async def bar(
     try:
         names = pick_networks(runtime, networks)
         record = await read_record(runtime, url)
-        if all(net.count is None for net in record.networks.values()):
+        served = Served(record, runtime.settings, runtime.providers)
+        if not served.counted:
             raise pending()
     except BadgeError as exc:
         return badge_response(exc.badge(TOTAL_LABEL), None, if_none_match)
-    lead = FLARES if numbers.hides(record.total) else f"{numbers.text(record.total)} {FLARES}"
+    lead = FLARES if numbers.hides(served.total) else f"{numbers.text(served.total)} {FLARES}"
     names = names or default_networks(runtime, record)
-    svg = render_bar(lead, segments(runtime, record, names, numbers))
+    svg = render_bar(lead, segments(runtime, served, names, numbers))
     return svg_response(svg, numbers.max_age(OK_MAX_AGE), if_none_match)

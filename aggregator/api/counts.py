@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from aggregator.api.admin import audit, page
 from aggregator.api.deps import RuntimeDep, lookup, parse_url, require_write
 from aggregator.api.errors import ApiError
 from aggregator.api.models import (
@@ -20,9 +21,10 @@ from aggregator.api.models import (
     TrackRequest,
     TrackResponse,
 )
+from aggregator.config import Source
 from aggregator.runtime import Runtime
+from aggregator.sources import Served
 from aggregator.store import NetworkRecord, UrlRecord
-from aggregator.urls import domain_allowed
 
 router = APIRouter(prefix="/api/v1", tags=["counts"])
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -35,7 +37,10 @@ def timestamp(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value is not None else None
 
 
-def network_state(rec: NetworkRecord | None) -> NetworkState:
+def network_state(rec: NetworkRecord | None, source: Source) -> NetworkState:
+    # Clicks need no fetch: the first one makes the number.
+    if source == "clicks" and rec is not None:
+        return "ok"
     if rec is None or (rec.fetched_at is None and rec.failed_at is None):
         return "pending"
     # The store keeps a failure time only until the next success.
@@ -44,27 +49,28 @@ def network_state(rec: NetworkRecord | None) -> NetworkState:
     return "ok"
 
 
-def is_pending(record: UrlRecord) -> bool:
-    return all(net.count is None for net in record.networks.values())
-
-
 def counts_body(runtime: Runtime, record: UrlRecord) -> CountsResponse:
     """The counts of one URL: every active provider, plus networks that hold a count."""
+    served = Served(record, runtime.settings, runtime.providers)
     names = sorted(set(runtime.poller.provider_names) | set(record.networks))
+    # Built unvalidated from the store's own typed data: a bulk answer builds ten thousand of
+    # these, and validating them again would take most of its time.
     networks = {
-        name: NetworkCount(
-            count=rec.count if rec else None,
+        name: NetworkCount.model_construct(
+            count=served.count(name),
+            source=source,
+            clicks=rec.clicks if rec else 0,
             fetched_at=timestamp(rec.fetched_at) if rec else None,
-            state=network_state(rec),
+            state=network_state(rec, source),
             parts=rec.parts if rec else {},
         )
         for name in names
-        for rec in [record.networks.get(name)]
+        for rec, source in [(record.networks.get(name), served.source(name))]
     }
-    return CountsResponse(
+    return CountsResponse.model_construct(
         url=record.url,
-        state="pending" if is_pending(record) else "ok",
-        total=record.total,
+        state="ok" if served.counted else "pending",
+        total=served.total,
         networks=networks,
         tracked_at=datetime.fromtimestamp(record.tracked_at, UTC),
         updated_at=timestamp(record.updated_at),
@@ -110,15 +116,9 @@ async def track_url(
     admin: Annotated[bool, Depends(require_write)],
 ) -> TrackResponse:
     """Start tracking a page; it is fetched at the next scheduler tick."""
-    url = parse_url(body.url, runtime.settings)
-    allowed = runtime.settings.allowed_domains
-    if not admin and allowed and not domain_allowed(url, allowed):
-        raise ApiError(
-            403,
-            "domain not allowed",
-            "the domain is not in FLARES_ALLOWED_DOMAINS; an admin key holder can track any domain",
-        )
+    url = page(runtime, body.url, admin)
     created = await runtime.store.track(url, time.time())
+    await audit(runtime, admin, "track", url, "created" if created else "already tracked")
     if not created:
         response.status_code = 200
     return TrackResponse(url=url, created=created)
@@ -134,16 +134,19 @@ async def track_url(
     },
 )
 async def refresh(
-    runtime: RuntimeDep, body: RefreshRequest, _: Annotated[bool, Depends(require_write)]
+    runtime: RuntimeDep, body: RefreshRequest, admin: Annotated[bool, Depends(require_write)]
 ) -> RefreshResponse:
     """Move pages to the front of the queue; every network fetches them anew, within budget."""
     now = time.time()
     if body.url is not None:
-        url = parse_url(body.url, runtime.settings)
-        if not await runtime.store.refresh([url], now):
-            raise ApiError(404, "not tracked", f"{url} is not tracked")
-        return RefreshResponse(refreshed=1)
-    if body.domain is not None:
-        host = body.domain.strip().lower().rstrip(".")
-        return RefreshResponse(refreshed=await runtime.store.refresh_domain(host, now))
-    return RefreshResponse(refreshed=await runtime.store.refresh_all(now))
+        target = parse_url(body.url, runtime.settings)
+        refreshed = await runtime.store.refresh([target], now)
+        if not refreshed:
+            raise ApiError(404, "not tracked", f"{target} is not tracked")
+    elif body.domain is not None:
+        target = body.domain.strip().lower().rstrip(".")
+        refreshed = await runtime.store.refresh_domain(target, now)
+    else:
+        target, refreshed = "all", await runtime.store.refresh_all(now)
+    await audit(runtime, admin, "refresh", target, f"refreshed {refreshed}")
+    return RefreshResponse(refreshed=refreshed)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from aggregator.config import Source
 from aggregator.health import State
 
 NetworkState = Literal["ok", "pending", "error"]
@@ -28,11 +29,17 @@ class TrackResponse(BaseModel):
 
 class NetworkCount(BaseModel):
     count: int | None = Field(
-        description="Served count (never lower than before); null if none yet"
+        description="Served count, taken from `source` (never lower than before); null if none yet"
     )
+    source: Source = Field(
+        description="Where `count` comes from: api (the network's), clicks (share clicks counted "
+        "by flares' /share links) or max (the larger of the two)"
+    )
+    clicks: int = Field(description="Share clicks through /share, one per visitor a day")
     fetched_at: datetime | None = Field(description="When the network last answered for this URL")
     state: NetworkState = Field(
-        description="ok, pending (not fetched yet) or error (last fetch failed)"
+        description="ok, pending (not fetched yet) or error (last fetch failed); "
+        "with source clicks, ok once there is a count"
     )
     parts: dict[str, int] = Field(
         default_factory=dict,
@@ -47,6 +54,68 @@ class CountsResponse(BaseModel):
     networks: dict[str, NetworkCount]
     tracked_at: datetime
     updated_at: datetime | None
+
+
+class DailyCount(BaseModel):
+    # Annotated, not `= Field(...)`: a class attribute named `date` would hide the type.
+    date: Annotated[date, Field(description="A UTC day")]
+    count: int = Field(description="The served count at the end of the day (or now, for today)")
+
+
+class HourlyCount(BaseModel):
+    time: datetime = Field(description="The start of a UTC hour")
+    count: int = Field(description="The served count at the end of the hour")
+
+
+class HistoryResponse(BaseModel):
+    url: str
+    network: str = Field(description="A provider's name, or total: the sum of every network")
+    daily: list[DailyCount] = Field(
+        description="Every day from the first with a count (at most FLARES_HISTORY_DAYS ago) to "
+        "today, oldest first"
+    )
+    hourly: list[HourlyCount] = Field(
+        description="Every hour of the first 48 after the page was first tracked, from the first "
+        "with a count; empty once that day is older than the daily history"
+    )
+
+
+class BulkCountsRequest(BaseModel):
+    urls: list[str] = Field(
+        description="Page URLs, each answered on its own", min_length=1, max_length=1000
+    )
+
+
+class BulkCount(BaseModel):
+    url: str = Field(description="As sent")
+    status: Literal[200, 202, 400, 404] = Field(
+        description="What GET /api/v1/counts would answer for this URL alone"
+    )
+    counts: CountsResponse | None = None
+    error: ErrorBody | None = None
+
+
+class BulkCountsResponse(BaseModel):
+    results: list[BulkCount] = Field(description="In the order of the request")
+
+
+class SiteTotals(BaseModel):
+    domain: str
+    pages: int = Field(description="Pages of the domain and its subdomains with a record")
+    total: int = Field(description="Sum of the pages' served totals")
+    networks: dict[str, int] = Field(description="Each network's served counts, summed")
+
+
+class SitePage(BaseModel):
+    url: str
+    count: int
+
+
+class SiteTop(BaseModel):
+    domain: str
+    network: str
+    order: Literal["count"] = Field(description="Highest first; equal counts by URL")
+    pages: list[SitePage]
 
 
 class ProviderOut(BaseModel):
@@ -161,3 +230,80 @@ class ShieldsEndpoint(BaseModel):
     )
     cache_seconds: int = Field(alias="cacheSeconds", description="How long shields.io may cache")
     style: str | None = Field(default=None, description="The style asked for, if any")
+
+
+PageUrl = Annotated[str, Field(max_length=4096)]
+
+
+class TrackManyRequest(BaseModel):
+    urls: list[PageUrl] = Field(description="Page URLs to track", min_length=1, max_length=1000)
+
+
+class Refused(BaseModel):
+    url: str = Field(description="As sent")
+    error: ErrorBody
+
+
+class TrackManyResponse(BaseModel):
+    created: int = Field(description="Pages that were not tracked before")
+    tracked: int = Field(description="Pages that were tracked already")
+    refused: list[Refused] = Field(description="Invalid URLs and domains not allowed")
+
+
+class BaselineRow(BaseModel):
+    url: PageUrl
+    network: str = Field(description="A provider's name, or email", max_length=64)
+    count: int = Field(description="The count the network had: a floor", ge=0)
+
+
+class BaselinesRequest(BaseModel):
+    rows: list[BaselineRow] = Field(min_length=1, max_length=1000)
+
+
+class BaselineResult(BaseModel):
+    status: Literal["ok", "unchanged", "error"] = Field(
+        description="ok: the baseline or the count rose; unchanged: it was already as high"
+    )
+    error: ErrorBody | None = None
+
+
+class BaselinesResponse(BaseModel):
+    results: list[BaselineResult] = Field(description="In the order of the request")
+    imported: int
+    unchanged: int
+    errors: int
+
+
+class SetCountRequest(BaselineRow):
+    reset: bool = Field(
+        default=False,
+        description="Set count and baseline to `count` even when lower (the next fetch may "
+        "raise it again); without it the count only rises",
+    )
+
+
+class SetCountResponse(BaseModel):
+    url: str
+    network: str
+    count: int | None = Field(description="The count served now")
+    baseline: int | None
+    changed: bool
+
+
+class UntrackResponse(BaseModel):
+    url: str
+    was_tracked: bool = Field(description="False when the page had been untracked already")
+    purged: bool = Field(description="Whether its record and counts were deleted")
+
+
+class AuditEntryOut(BaseModel):
+    id: str = Field(description="The Redis stream entry id")
+    time: datetime
+    action: str = Field(description="e.g. track, untrack, purge, refresh, baseline.set")
+    target: str = Field(description="The page, domain or batch the write was about")
+    detail: str
+    who: str = Field(description="A fingerprint of the admin key, or `no-key` without one")
+
+
+class AuditResponse(BaseModel):
+    entries: list[AuditEntryOut] = Field(description="Newest first")

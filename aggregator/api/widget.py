@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from aggregator.api.badges import (
     OK_MAX_AGE,
@@ -15,7 +15,9 @@ from aggregator.api.badges import (
     read_record,
 )
 from aggregator.api.deps import RuntimeDep
+from aggregator.api.share import counted_link
 from aggregator.runtime import Runtime
+from aggregator.sources import Served
 from aggregator.store import UrlRecord
 from aggregator.widget import EMBED_JS, FRAME_JS_SOURCE, Button, render_bar, render_message
 
@@ -38,7 +40,6 @@ HTML_TYPE: Final = "text/html; charset=utf-8"
 # the ETag keeps the daily check to a 304.
 EMBED_MAX_AGE: Final = 86_400
 EMBED_BODY: Final = EMBED_JS.encode()
-TITLE_MAX: Final = 300
 CACHED: dict[int | str, dict[str, object]] = {
     304: {"description": "Unchanged since the ETag sent in If-None-Match"}
 }
@@ -69,17 +70,18 @@ def chosen_networks(runtime: Runtime, record: UrlRecord, wanted: str | None) -> 
     return [name for name in runtime.providers if name in shown]
 
 
-def bar(runtime: Runtime, record: UrlRecord, title: str, wanted: str | None) -> tuple[str, int]:
-    """The bar's HTML and how long it may be cached."""
+def bar(
+    runtime: Runtime, request: Request, record: UrlRecord, title: str, wanted: str | None
+) -> tuple[str, int]:
+    """The bar's HTML and how long it may be cached; each button goes through /share."""
+    served = Served(record, runtime.settings, runtime.providers)
     buttons = []
     for name in chosen_networks(runtime, record, wanted):
-        provider, net = runtime.providers[name], record.networks.get(name)
-        count = net.count if net else None
-        link = provider.share_link(record.url, title[:TITLE_MAX])
-        buttons.append(Button.make(provider.label, count, provider.color, link))
-    counted = any(net.count is not None for net in record.networks.values())
-    body = render_bar(record.url, record.total if counted else None, buttons)
-    return body, OK_MAX_AGE if counted else PENDING_MAX_AGE
+        provider = runtime.providers[name]
+        link = counted_link(request, runtime, name, record.url, title)
+        buttons.append(Button.make(provider.label, served.count(name), provider.color, link))
+    body = render_bar(record.url, served.total if served.counted else None, buttons)
+    return body, OK_MAX_AGE if served.counted else PENDING_MAX_AGE
 
 
 @router.get(
@@ -89,6 +91,7 @@ def bar(runtime: Runtime, record: UrlRecord, title: str, wanted: str | None) -> 
 )
 async def widget(
     runtime: RuntimeDep,
+    request: Request,
     url: Annotated[str | None, Query(description="Page URL")] = None,
     title: Annotated[str, Query(description="Page title, for the share pages")] = "",
     networks: Annotated[
@@ -98,7 +101,7 @@ async def widget(
 ) -> Response:
     """A page's share bar as a self-contained HTML page for an iframe; needs no JavaScript."""
     try:
-        body, max_age = bar(runtime, await read_record(runtime, url), title, networks)
+        body, max_age = bar(runtime, request, await read_record(runtime, url), title, networks)
     except BadgeError as exc:
         # Always 200 and a sentence, as the badges do: the page shows inside a publisher's page.
         message = f"No share counts for this page: {exc.message}."

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Final
 
-from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 
 from aggregator.badges import metric, parse_color
 from aggregator.badges.colors import text_colors
 from aggregator.badges.svg import safe_link
+from aggregator.templates import package_templates
 
 NO_COUNT: Final = "\N{EN DASH}"
 FALLBACK_COLOR: Final = "#555555"
@@ -33,13 +33,7 @@ FRAME_JS_SOURCE: Final = (
     "'sha256-" + base64.b64encode(hashlib.sha256(FRAME_JS.encode()).digest()).decode() + "'"
 )
 
-_ENV: Final = Environment(
-    loader=PackageLoader(__name__, "templates"),
-    autoescape=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_TEMPLATE: Final = _ENV.get_template("widget.html")
+_TEMPLATE: Final = package_templates(__name__).get_template("widget.html")
 
 
 @dataclass(frozen=True)
