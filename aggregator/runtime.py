@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from aggregator.config import Settings
+from aggregator.config import Settings, Source
 from aggregator.fetch import Executor
 from aggregator.gate import Gate
 from aggregator.health import is_active
 from aggregator.pools import Pools
 from aggregator.schedule import Poller
+from aggregator.sources import sources
 from aggregator.store import Store
 from providers.base import Provider
 from providers.registry import discover
@@ -27,6 +28,8 @@ class Runtime:
     store: Store
     gate: Gate
     providers: dict[str, type[Provider]]
+    # Where each network's served number comes from (aggregator/sources.py).
+    sources: dict[str, Source]
     poller: Poller
 
 
@@ -57,7 +60,12 @@ async def open_runtime(settings: Settings, redis_url: str) -> AsyncIterator[Runt
             store, gate = Store(redis), Gate(redis)
             poller = Poller(store, Executor(pools, settings, gate), active, settings)
             yield Runtime(
-                settings=settings, store=store, gate=gate, providers=providers, poller=poller
+                settings=settings,
+                store=store,
+                gate=gate,
+                providers=providers,
+                sources=sources(settings, providers),
+                poller=poller,
             )
     finally:
         await redis.aclose()

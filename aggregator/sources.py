@@ -59,16 +59,22 @@ def served_count(net: NetworkRecord | None, source: Source) -> int | None:
     return value
 
 
+def sources(settings: Settings, providers: Mapping[str, type[Provider]]) -> dict[str, Source]:
+    """Every known network's source; fixed for a process, so worked out once at start."""
+    found = {name: source_of(name, cls, settings) for name, cls in providers.items()}
+    return {EMAIL: source_of(EMAIL, None, settings), **found}
+
+
 @dataclass(frozen=True)
 class Served:
     """A page's numbers as shown: each network's count from its source, and their sum."""
 
     record: UrlRecord
-    settings: Settings
-    providers: Mapping[str, type[Provider]]
+    # From `sources()`; a network missing there (its plugin is gone) keeps its API counts.
+    sources: Mapping[str, Source]
 
     def source(self, name: str) -> Source:
-        return source_of(name, self.providers.get(name), self.settings)
+        return self.sources.get(name, "api")
 
     def count(self, name: str) -> int | None:
         return served_count(self.record.networks.get(name), self.source(name))

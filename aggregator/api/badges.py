@@ -96,7 +96,7 @@ async def badge_for(
         record = await read_record(runtime, url)
     except BadgeError as exc:
         return exc.badge(label, look)
-    served = Served(record, runtime.settings, runtime.providers)
+    served = Served(record, runtime.sources)
     if provider is None:
         count = served.total if served.counted else None
     else:

@@ -82,7 +82,7 @@ async def bar(
     try:
         names = pick_networks(runtime, networks)
         record = await read_record(runtime, url)
-        served = Served(record, runtime.settings, runtime.providers)
+        served = Served(record, runtime.sources)
         if not served.counted:
             raise pending()
     except BadgeError as exc:

@@ -166,7 +166,7 @@ async def trend_badge(
         if network != TOTAL and provider is None:
             raise BadgeError("unknown network")
         record = await read_record(runtime, url)
-        served = Served(record, runtime.settings, runtime.providers)
+        served = Served(record, runtime.sources)
         count = served.count(network) if provider else (served.total if served.counted else None)
         if count is None:
             raise pending()

@@ -45,9 +45,7 @@ class SiteCache:
             site = self.sites.get(domain)
             if site is None or time.monotonic() - site.at > CACHE_SECONDS:
                 records = await runtime.store.site(domain)
-                pages = {
-                    r.url: Served(r, runtime.settings, runtime.providers).counts for r in records
-                }
+                pages = {r.url: Served(r, runtime.sources).counts for r in records}
                 site = self.sites[domain] = Site(pages, time.monotonic())
             return site
 

@@ -74,7 +74,7 @@ def bar(
     runtime: Runtime, request: Request, record: UrlRecord, title: str, wanted: str | None
 ) -> tuple[str, int]:
     """The bar's HTML and how long it may be cached; each button goes through /share."""
-    served = Served(record, runtime.settings, runtime.providers)
+    served = Served(record, runtime.sources)
     buttons = []
     for name in chosen_networks(runtime, record, wanted):
         provider = runtime.providers[name]
