@@ -57,7 +57,7 @@ async def open_runtime(settings: Settings, redis_url: str) -> AsyncIterator[Runt
     redis = redis_client(redis_url)
     try:
         async with Pools() as pools:
-            store, gate = Store(redis), Gate(redis)
+            store, gate = Store(redis, history_days=settings.history_days), Gate(redis)
             poller = Poller(store, Executor(pools, settings, gate), active, settings)
             yield Runtime(
                 settings=settings,

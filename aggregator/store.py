@@ -50,14 +50,17 @@ Flags rather than time comparisons keep whole seconds exact enough: a failure an
 a refresh and a fetch, may fall in the same second.
 
 A URL's history is a MessagePack map from a network's number to `[daily, hourly]` (hourly left
-out when empty), each a flat array of points `t, c`, oldest first: `t` a UTC day (or hour) since
-1970 and `c` the served count at its end, both stored as the difference from the point before
-(the first from 0), so that a point mostly takes two bytes. The script that raises a count
-writes its point, replacing that day's or hour's: a point only where the count changed, and a
-day without one kept the count of the point before it. Daily points reach back `history_days`
-(the newest point older than that moves to the window's first day, keeping its value); hourly
-points are written during the first HOURLY_SECONDS a URL is tracked, and dropped once that day
-has left the daily window. Dropping a URL's data means deleting its field in both hashes.
+out when empty), each series `[points, t, c, n]`: `points` a byte string of points oldest first,
+each a UTC day (or hour) since 1970 and the served count at its end, both as the difference
+from the point before (the first from 0) in varints (7 bits a byte, low first; the days'
+doubled, plus one when the count fell), so that a point mostly takes two bytes; `t` and `c` the
+newest point's day and count and `n` its length in bytes, so that a write need not decode the
+rest. The script that raises a count writes its point, replacing that day's or hour's: a point
+only where the count changed, and a day without one kept the count of the point before it.
+Daily points reach back `history_days` (the newest point older than that moves to the window's
+first day, keeping its value); hourly points are written during the first HOURLY_SECONDS a URL
+is tracked, and dropped once that day has left the daily window. Dropping a URL's data means
+deleting its field in both hashes.
 
 The provider keys share a hash tag so that the gate's scripts touch one cluster slot.
 """
@@ -197,31 +200,78 @@ return results
 HISTORY_DAYS = 400
 HOURLY_SECONDS = 48 * 3600
 
-# Lua functions for the scripts that raise a count: its point in the URL's history. A series is
-# rewritten whole, which costs little: its points are few and only a rise writes one.
+# Lua functions for the scripts that raise a count: its point in the URL's history. A rise reads
+# and writes only the newest and oldest points of a series, whatever its length: decoding a long
+# series into Lua numbers would cost close to a millisecond, with Redis blocked meanwhile.
 HISTORY_LUA = """
--- The flat series with (t, c) as its newest point, replacing one at t; of the points before
--- `floor` only the newest stays, moved to `floor`, where its count still held.
-local function history_put(flat, t, c, floor)
-  local ts, cs, pt, pc = {}, {}, 0, 0
-  for j = 1, #flat, 2 do
-    pt, pc = pt + flat[j], pc + flat[j + 1]
-    ts[#ts + 1], cs[#cs + 1] = pt, pc
+-- Built by concatenation, not from a table: this runs for every point written.
+local function varint(n)
+  local s = ''
+  while n >= 128 do
+    s = s .. string.char(n % 128 + 128)
+    n = math.floor(n / 128)
   end
-  -- A worker whose clock lags writes into the newest point rather than before it.
-  t = math.max(t, ts[#ts] or t)
-  if ts[#ts] == t then cs[#cs] = c else ts[#ts + 1], cs[#cs + 1] = t, c end
-  local first = 1
-  while ts[first + 1] and ts[first + 1] <= floor do first = first + 1 end
-  local out = {}
-  pt, pc = 0, 0
-  for j = first, #ts do
-    local tj = math.max(ts[j], floor)
-    out[#out + 1] = tj - pt
-    out[#out + 1] = cs[j] - pc
-    pt, pc = tj, cs[j]
+  return s .. string.char(n)
+end
+
+-- The distance doubled carries the change's sign: only an admin's reset lowers a count, and a
+-- gap of days is small, where a change of count is often above 63.
+local function point(dt, dc)
+  return varint(2 * dt + (dc < 0 and 1 or 0)) .. varint(math.abs(dc))
+end
+
+-- The varint at byte p of s, and the byte after it.
+local function read(s, p)
+  local n, scale, b = 0, 1, 128
+  while b >= 128 do
+    b = string.byte(s, p)
+    n, scale, p = n + b % 128 * scale, scale * 128, p + 1
   end
-  return out
+  return n, p
+end
+
+local function read_point(s, p)
+  local g, m
+  g, p = read(s, p)
+  m, p = read(s, p)
+  return math.floor(g / 2), g % 2 == 1 and -m or m, p
+end
+
+-- The series `s` ({points, newest t, its count, its length in bytes}, or nil) with (t, c) as its
+-- newest point, replacing the newest one at t; of the points at or before `floor` only the
+-- newest stays, moved to `floor`, where its count still held.
+local function history_put(s, t, c, floor)
+  local bytes, lt, lc, len = '', 0, 0, 0
+  if s then bytes, lt, lc, len = s[1], s[2], s[3], s[4] end
+  if #bytes > 0 and t <= lt then
+    -- A worker whose clock lags writes into the newest point too, never before it. (c - lc)
+    -- first: near 2^53 a sum of two counts would lose its last digit.
+    local dt, dc = read_point(bytes, #bytes - len + 1)
+    local p = point(dt, dc + (c - lc))
+    bytes, len, t = string.sub(bytes, 1, #bytes - len) .. p, #p, lt
+  else
+    local p = point(t - lt, c - lc)
+    bytes, len = bytes .. p, #p
+  end
+  local t1, c1, at = read_point(bytes, 1)
+  if t1 < floor then
+    while at <= #bytes do
+      local dt, dc, after = read_point(bytes, at)
+      if t1 + dt > floor then break end
+      t1, c1, at = t1 + dt, c1 + dc, after
+    end
+    local head = point(floor, c1)
+    if at > #bytes then
+      bytes, len = head, #head
+    else
+      -- The point after the head keeps its count's bytes; only its distance changes.
+      local g, after = read(bytes, at)
+      local gap = varint(g - 2 * (floor - t1))
+      if select(2, read(bytes, after)) > #bytes then len = #gap + #bytes - after + 1 end
+      bytes = head .. gap .. string.sub(bytes, after)
+    end
+  end
+  return {bytes, t, c, len}
 end
 
 -- A count that rose, into the history of URL `id` (tracked since `tracked`) in hash `key`: the
@@ -229,12 +279,12 @@ end
 local function history_add(key, id, code, tracked, count, now, days)
   local raw = redis.call('HGET', key, id)
   local h = raw and cmsgpack.unpack(raw) or {}
-  local s = h[code] or {{}}
+  local s = h[code] or {}
   local today = math.floor(now / 86400)
   local floor = today - days + 1
   s[1] = history_put(s[1], today, count, floor)
   if now < tracked + HOURLY_SECONDS then
-    s[2] = history_put(s[2] or {}, math.floor(now / 3600), count, 0)
+    s[2] = history_put(s[2], math.floor(now / 3600), count, 0)
   elseif tracked < floor * 86400 then
     s[2] = nil
   end
@@ -372,7 +422,10 @@ _UNTRACK = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw or cmsgpack.unpack(raw)[1] ~= ARGV[2] then return -1 end
 local queued = redis.call('ZREM', KEYS[2], ARGV[1])
-if ARGV[3] == '1' then redis.call('HDEL', KEYS[1], ARGV[1]) end
+if ARGV[3] == '1' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
 return queued
 """
 
@@ -683,12 +736,25 @@ def _unpack(raw: bytes) -> list[Any]:
     return cast(list[Any], msgpack.unpackb(raw, strict_map_key=False))
 
 
-def _points(flat: Sequence[int]) -> list[tuple[int, int]]:
-    """A history series' points from its differences (see the module's docstring)."""
+def _varints(data: bytes) -> list[int]:
+    numbers: list[int] = []
+    n = shift = 0
+    for byte in data:
+        n |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            numbers.append(n)
+            n = shift = 0
+    return numbers
+
+
+def _points(series: Sequence[Any]) -> list[tuple[int, int]]:
+    """A history series' points from its bytes (see the module's docstring)."""
+    numbers = _varints(series[0])
     points: list[tuple[int, int]] = []
     t = c = 0
-    for dt, dc in zip(flat[::2], flat[1::2], strict=True):
-        t, c = t + dt, c + dc
+    for gap, change in zip(numbers[::2], numbers[1::2], strict=True):
+        t, c = t + (gap >> 1), c + (-change if gap & 1 else change)
         points.append((t, c))
     return points
 
@@ -880,7 +946,9 @@ class Store:
         if raw is None:
             return {}
         found: dict[str, Series] = {}
-        for code, (daily, *hourly) in _keyed(msgpack.unpackb(raw, strict_map_key=False)).items():
+        # Raw: a series' points are bytes, not text.
+        packed = msgpack.unpackb(raw, raw=True, strict_map_key=False)
+        for code, (daily, *hourly) in _keyed(packed).items():
             found[await self._name_of(code)] = Series(
                 daily=_points(daily), hourly=_points(hourly[0]) if hourly else []
             )
@@ -912,7 +980,8 @@ class Store:
         tracked, None when there is no record."""
         key, ident = record_location(url)
         args: list[str | int] = [ident, url, int(purge)]
-        queued: int = await self._untrack(keys=[key, DUE], args=args)
+        keys = [key, DUE, history_location(url)[0]]
+        queued: int = await self._untrack(keys=keys, args=args)
         return None if queued < 0 else bool(queued)
 
     async def set_baselines(

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from aggregator.store import AUDIT, AUDIT_LENGTH, DUE, Store, url_id
+from aggregator.store import AUDIT, AUDIT_LENGTH, DUE, Store, history_location, url_id
 from tests.test_api import PAGE, ApiFactory, assert_error, make_api
 from tests.test_store import packed_record
 
@@ -120,11 +120,13 @@ async def test_untrack_keeps_the_counts_and_tracking_again_resumes(store: Store)
     assert await counts_of(store, "hatena") == (9, None, 9)
 
 
-async def test_purge_deletes_the_record(store: Store) -> None:
+async def test_purge_deletes_the_record_and_its_history(store: Store, redis: Redis) -> None:
     await store.track(PAGE, T0)
     await store.merge_counts("hatena", {PAGE: 9}, T0 + 1)
+    assert await redis.hexists(*history_location(PAGE))
     assert await store.untrack(PAGE, purge=True) is True
     assert await store.get(PAGE) is None
+    assert not await redis.hexists(*history_location(PAGE))
     assert await store.untrack(PAGE, purge=True) is None
     assert await store.track(PAGE, T0 + 5) is True
     record = await store.get(PAGE)

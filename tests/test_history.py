@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.client import NEVER_DECODE
 
-from aggregator.store import HOURLY_SECONDS, Series, Store, history_location
+from aggregator.store import HOURLY_SECONDS, MAX_COUNT, Series, Store, history_location
 from tests.test_api import PAGE, ApiFactory, assert_error, make_api
 from tests.test_badge_api import SVG, parse_badge
 
@@ -87,6 +88,75 @@ async def test_days_are_bounded_and_the_oldest_value_carried(redis: Redis) -> No
     # A point older than the window moves to its first day, where the count still held.
     await store.merge_counts("hatena", {PAGE: 30}, T0 + 20 * DAY)
     assert (await store.history(PAGE))["hatena"].daily == [(D0 + 16, 19), (D0 + 20, 30)]
+
+
+async def test_a_fold_then_a_rise_the_same_day(redis: Redis) -> None:
+    """The fold rewrites the point after the head; the newest point must still be found."""
+    store = Store(redis, history_days=5)
+    await store.track(PAGE, T0)
+    await store.merge_counts("hatena", {PAGE: 10}, T0)
+    await store.merge_counts("hatena", {PAGE: 20}, T0 + 6 * DAY)
+    await store.merge_counts("hatena", {PAGE: 25}, T0 + 6 * DAY + HOUR)
+    assert (await store.history(PAGE))["hatena"].daily == [(D0 + 2, 10), (D0 + 6, 25)]
+    await store.merge_counts("hatena", {PAGE: 30}, T0 + 20 * DAY)
+    await store.merge_counts("hatena", {PAGE: 31}, T0 + 20 * DAY + HOUR)
+    assert (await store.history(PAGE))["hatena"].daily == [(D0 + 16, 25), (D0 + 20, 31)]
+
+
+async def test_big_counts_and_a_count_an_admin_lowered(store: Store) -> None:
+    await store.track(PAGE, T0 - 3 * DAY)
+    await store.merge_counts("hatena", {PAGE: MAX_COUNT - 1}, T0)
+    await store.merge_counts("hatena", {PAGE: MAX_COUNT}, T0 + HOUR)
+    await store.merge_counts("hackernews", {PAGE: 500}, T0)
+    await store.set_baselines([(PAGE, "hackernews", 10)], reset=True)
+    await store.merge_counts("hackernews", {PAGE: 20}, T0 + DAY)
+    history = await store.history(PAGE)
+    assert history["hatena"].daily == [(D0, MAX_COUNT)]
+    assert history["hackernews"].daily == [(D0, 500), (D0 + 1, 20)]
+
+
+def model_put(points: dict[int, int], t: int, count: int, floor: int) -> None:
+    """What the store's script does to a series, on whole points."""
+    t = max(t, *points) if points else t
+    points[t] = count
+    old = [p for p in points if p <= floor]
+    if old:
+        kept = points[max(old)]
+        for p in old:
+            del points[p]
+        points[floor] = kept
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_random_merges_match_a_model(redis: Redis, seed: int) -> None:
+    rng = random.Random(seed)
+    days = rng.randrange(1, 8)
+    store = Store(redis, history_days=days)
+    url = f"{PAGE}/{seed}"
+    tracked = T0 + rng.randrange(DAY)
+    await store.track(url, tracked)
+    now, served = tracked, -1
+    daily: dict[int, int] = {}
+    hourly: dict[int, int] = {}
+    for _ in range(60):
+        now += rng.choice((60, 1_000, HOUR, 5 * HOUR, DAY, 3 * DAY))
+        if served > 0 and rng.random() < 0.1:
+            # An admin's reset: the next rise may be a fall from the history's newest point.
+            served = rng.randrange(served)
+            await store.set_baselines([(url, "hatena", served)], reset=True)
+        count = max(0, served + rng.randrange(-5, 300))
+        await store.merge_counts("hatena", {url: count}, now)
+        if count <= served:
+            continue
+        served = count
+        today = int(now // DAY)
+        model_put(daily, today, count, today - days + 1)
+        if now < tracked + HOURLY_SECONDS:
+            model_put(hourly, int(now // HOUR), count, 0)
+        elif tracked < (today - days + 1) * DAY:
+            hourly.clear()
+        series = (await store.history(url))["hatena"]
+        assert series == Series(sorted(daily.items()), sorted(hourly.items()))
 
 
 async def test_untracked_url_gets_no_history(store: Store, redis: Redis) -> None:

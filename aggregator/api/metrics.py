@@ -20,7 +20,9 @@ from aggregator.runtime import Runtime
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["metrics"])
 # The routes whose requests are counted: what publishers embed, so what visitors load.
-BADGE_ROUTES = frozenset({"/badge.svg", "/badge/{network}.svg", "/bar.svg", "/widget"})
+BADGE_ROUTES = frozenset(
+    {"/badge.svg", "/badge/{network}.svg", "/badge/trend.svg", "/bar.svg", "/widget"}
+)
 
 
 class BadgeMetrics:
