@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import uuid
 from bisect import bisect_left
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal
 
 from redis.asyncio import Redis
 
@@ -223,13 +224,24 @@ class Gate:
             ],
         )
 
-    async def used(self, name: str, window: float, now: float) -> float:
-        """Requests counted against the budget now, read as the entry script reckons them."""
-        raw = cast(dict[str, str], await self._redis.hgetall(budget_key(name)))
-        current = math.floor(now / window)
-        seen = int(raw.get("w", -1))
-        cur, prev = float(raw.get("cur", 0)), float(raw.get("prev", 0))
-        if seen != current:
-            cur, prev = 0.0, cur if seen == current - 1 else 0.0
-        into = (now - current * window) / window
-        return prev * (1 - into) + cur
+    async def used(self, windows: Mapping[str, float], now: float) -> dict[str, float]:
+        """Requests counted against each provider's budget now (by its window's length), read
+        as the entry script reckons them, in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in windows:
+                pipe.hgetall(budget_key(name))
+            raws: list[dict[str, str]] = await pipe.execute()
+        return {
+            name: _used(raw, window, now)
+            for (name, window), raw in zip(windows.items(), raws, strict=True)
+        }
+
+
+def _used(raw: Mapping[str, str], window: float, now: float) -> float:
+    current = math.floor(now / window)
+    seen = int(raw.get("w", -1))
+    cur, prev = float(raw.get("cur", 0)), float(raw.get("prev", 0))
+    if seen != current:
+        cur, prev = 0.0, cur if seen == current - 1 else 0.0
+    into = (now - current * window) / window
+    return prev * (1 - into) + cur

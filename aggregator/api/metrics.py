@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
@@ -13,7 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aggregator.api.deps import RuntimeDep
-from aggregator.api.providers import provider_views
+from aggregator.api.providers import read_health, views_of
 from aggregator.metrics import ProviderSample, Snapshot, SnapshotCollector
 from aggregator.runtime import Runtime
 
@@ -86,11 +85,9 @@ class CountBadgeRequests:
 
 async def read_snapshot(runtime: Runtime) -> Snapshot:
     """The shared state as /api/v1/providers shows it, plus the counts since the start."""
-    names = list(runtime.providers)
-    views = await provider_views(runtime, names)
-    now = time.time()
-    stats = await runtime.store.stats(names, now)
-    due, oldest = await runtime.store.queue(now)
+    readings = await read_health(runtime, list(runtime.providers))
+    views = views_of(runtime, readings)
+    now, oldest = readings.now, readings.oldest
     return Snapshot(
         providers=[
             ProviderSample(
@@ -100,12 +97,12 @@ async def read_snapshot(runtime: Runtime) -> Snapshot:
                 breaker=view.breaker.state,
                 budget_limit=view.budget.limit,
                 budget_left=view.budget.left,
-                lifetime=stats[view.name].lifetime,
+                lifetime=readings.stats[view.name].lifetime,
             )
             for view in views
         ],
-        urls_tracked=await runtime.store.tracked_count(),
-        urls_due=due,
+        urls_tracked=readings.tracked,
+        urls_due=readings.due,
         refresh_lag=now - oldest if oldest is not None else 0.0,
     )
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import dataclass
 
 from fastapi import APIRouter
 
@@ -22,24 +24,52 @@ from aggregator.api.models import (
 from aggregator.gate import limits_for
 from aggregator.health import assess, is_enabled, latency_quantile, missing_settings, suspicion
 from aggregator.runtime import Runtime
+from aggregator.store import ProviderRecord, ProviderStats
 
 router = APIRouter(prefix="/api/v1", tags=["providers"])
 
 
-async def provider_views(runtime: Runtime, names: list[str]) -> list[ProviderOut]:
+@dataclass(frozen=True)
+class Readings:
+    """What Redis holds on the providers' health, read once for a view of it."""
+
+    now: float
+    records: dict[str, ProviderRecord]
+    stats: dict[str, ProviderStats]
+    used: dict[str, float]
+    tracked: int
+    due: int
+    oldest: float | None
+
+
+async def read_health(runtime: Runtime, names: list[str]) -> Readings:
     now = time.time()
     store = runtime.store
-    records = await store.providers(names)
-    stats = await store.stats(names, now)
-    tracked = await store.tracked_count()
-    due, oldest = await store.queue(now)
-    queue = QueueOut(due_now=due, oldest_due_seconds=now - oldest if oldest else None)
+    windows = {n: limits_for(runtime.providers[n], runtime.settings).window for n in names}
+    records, stats, used, tracked, (due, oldest) = await asyncio.gather(
+        store.providers(names),
+        store.stats(names, now),
+        runtime.gate.used(windows, now),
+        store.tracked_count(),
+        store.queue(now),
+    )
+    return Readings(now, records, stats, used, tracked, due, oldest)
+
+
+async def provider_views(runtime: Runtime, names: list[str]) -> list[ProviderOut]:
+    return views_of(runtime, await read_health(runtime, names))
+
+
+def views_of(runtime: Runtime, readings: Readings) -> list[ProviderOut]:
+    """Each provider's health as the API shows it, from one set of readings."""
+    now, tracked, oldest = readings.now, readings.tracked, readings.oldest
+    queue = QueueOut(due_now=readings.due, oldest_due_seconds=now - oldest if oldest else None)
     views = []
-    for name in names:
-        cls, record, hour = runtime.providers[name], records[name], stats[name].hour
+    for name, record in readings.records.items():
+        cls, hour = runtime.providers[name], readings.stats[name].hour
         verdict = assess(cls, runtime.settings, record, hour, now)
         limits = limits_for(cls, runtime.settings)
-        used = await runtime.gate.used(name, limits.window, now)
+        used = readings.used[name]
         answered = hour.ok + hour.failed
         views.append(
             ProviderOut(
