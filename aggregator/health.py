@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Literal
 
-from aggregator.config import Settings
+from aggregator.config import Settings, Source
 from aggregator.store import LATENCY_BOUNDS, ProviderRecord, Tally
 from providers.base import NetworkStatus, Provider
 
@@ -20,6 +20,7 @@ State = Literal[
     "circuit-open",
     "rejected",
     "unconfigured",
+    "clicks",
     "disabled",
     "retired",
 ]
@@ -36,7 +37,8 @@ def missing_settings(provider: type[Provider], settings: Settings) -> list[str]:
 
 
 def is_active(provider: type[Provider], settings: Settings) -> bool:
-    """Whether the scheduler should call this provider at all."""
+    """Whether the provider is on and configured: its network is shown on every page, and
+    the scheduler calls it unless its number comes from clicks alone."""
     return is_enabled(provider, settings) and not missing_settings(provider, settings)
 
 
@@ -65,8 +67,10 @@ def assess(
     record: ProviderRecord,
     hour: Tally,
     now: float,
+    source: Source = "api",
 ) -> Assessment:
-    """Apply the health rules, in order of precedence."""
+    """Apply the health rules, in order of precedence; `source` is where the network's served
+    number comes from (aggregator/sources.py)."""
     if provider.status is NetworkStatus.RETIRED:
         since = provider.status_since
         when = f" on {since.isoformat()}" if since else ""
@@ -80,6 +84,10 @@ def assess(
             f"FLARES_PROVIDERS__{provider.name.upper()}__{m.upper()}" for m in missing
         )
         return Assessment("unconfigured", f"needs {names}")
+    if source == "clicks":
+        return Assessment(
+            "clicks", "its number is the share clicks flares counts (source clicks); not called"
+        )
     if is_rejected(provider, settings, record):
         reason = record.rejected_reason or "the network refused the credentials"
         return Assessment(

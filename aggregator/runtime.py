@@ -15,7 +15,7 @@ from aggregator.health import is_active
 from aggregator.pools import Pools
 from aggregator.schedule import Poller
 from aggregator.sources import sources
-from aggregator.store import Store
+from aggregator.store import Store, UrlRecord
 from providers.base import Provider
 from providers.registry import discover
 
@@ -30,7 +30,15 @@ class Runtime:
     providers: dict[str, type[Provider]]
     # Where each network's served number comes from (aggregator/sources.py).
     sources: dict[str, Source]
+    # The providers that are on and configured, polled or counted by clicks.
+    active: frozenset[str]
     poller: Poller
+
+    def shown(self, record: UrlRecord) -> list[str]:
+        """The networks a page's views list, in the registry's order: the active ones and any
+        installed one that still holds a number for it."""
+        held = record.networks
+        return [name for name in self.providers if name in self.active or name in held]
 
 
 def redis_client(url: str, max_connections: int = 64) -> Redis:
@@ -54,17 +62,21 @@ async def open_runtime(settings: Settings, redis_url: str) -> AsyncIterator[Runt
     """Open the shared clients and close them when the block ends."""
     providers = discover()
     active = {name: cls for name, cls in providers.items() if is_active(cls, settings)}
+    served_from = sources(settings, providers)
+    # A network shown by clicks alone is never called: its API has no number to give.
+    polled = {name: cls for name, cls in active.items() if served_from[name] != "clicks"}
     redis = redis_client(redis_url)
     try:
         async with Pools() as pools:
             store, gate = Store(redis, history_days=settings.history_days), Gate(redis)
-            poller = Poller(store, Executor(pools, settings, gate), active, settings)
+            poller = Poller(store, Executor(pools, settings, gate), polled, settings)
             yield Runtime(
                 settings=settings,
                 store=store,
                 gate=gate,
                 providers=providers,
-                sources=sources(settings, providers),
+                sources=served_from,
+                active=frozenset(active),
                 poller=poller,
             )
     finally:

@@ -336,3 +336,32 @@ async def test_track_and_refresh_are_audited(make_api: ApiFactory) -> None:
         ("track", PAGE, "already tracked"),
     ]
     assert all(KEY not in str(e) for e in limited["entries"])
+
+
+async def test_a_network_known_only_by_its_baseline_says_so(
+    make_api: ApiFactory, store: Store
+) -> None:
+    await store.track(PAGE, T0)
+    await store.set_baselines([(PAGE, "googleplus", 7)])
+    async with make_api(providers={"googleplus": {"enabled": True}}) as (api, _):
+        body = (await api.get("/api/v1/counts", params={"url": PAGE})).json()
+    assert body["state"] == "ok"
+    assert body["networks"]["googleplus"]["count"] == 7
+    assert body["networks"]["googleplus"]["state"] == "baseline"
+    # A network polled but not answered yet stays pending.
+    assert body["networks"]["hatena"]["state"] == "pending"
+
+
+async def test_a_network_counted_by_clicks_alone_is_shown_but_never_called(
+    make_api: ApiFactory,
+) -> None:
+    async with make_api(providers={"buffer": {"enabled": True}}) as (api, runtime):
+        assert "buffer" in runtime.active
+        assert "buffer" not in runtime.poller.provider_names
+        await runtime.store.track(PAGE, T0)
+        counts = (await api.get("/api/v1/counts", params={"url": PAGE})).json()
+        providers = (await api.get("/api/v1/providers")).json()["providers"]
+    assert counts["networks"]["buffer"]["source"] == "clicks"
+    buffer = next(p for p in providers if p["name"] == "buffer")
+    assert buffer["state"] == "clicks"
+    assert buffer["urls_tracked"] == 0

@@ -55,6 +55,15 @@ def test_states_in_order_of_precedence(make_settings: SettingsFactory) -> None:
     assert state(off, throttled, bad_hour) == ("disabled", None)
 
 
+def test_a_network_served_from_clicks_is_not_called(make_settings: SettingsFactory) -> None:
+    settings = make_settings()
+    throttled = ProviderRecord(throttled_until=T0 + 60, throttled_since=T0 - 30)
+    assert assess(Hatena, settings, throttled, QUIET, T0, "clicks").state == "clicks"
+    assert assess(Hatena, settings, throttled, QUIET, T0, "max").state == "throttled"
+    off = make_settings(providers={"hatena": {"enabled": False}})
+    assert assess(Hatena, off, HEALTHY, QUIET, T0, "clicks").state == "disabled"
+
+
 def test_retired_wins_even_while_a_mirror_answers(make_settings: SettingsFactory) -> None:
     settings = make_settings(providers={"googleplus": {"enabled": True}})
     verdict = assess(GooglePlus, settings, HEALTHY, Tally(ok=50), T0)

@@ -28,7 +28,6 @@ from aggregator.api.deps import RuntimeDep
 from aggregator.badges.bar import Segment, render_bar
 from aggregator.runtime import Runtime
 from aggregator.sources import Served
-from aggregator.store import UrlRecord
 
 router = APIRouter(tags=["badges"], route_class=badge_route(svg_error))
 # Long enough to name a typo in the error badge, short enough to keep the badge small.
@@ -43,12 +42,6 @@ def pick_networks(runtime: Runtime, networks: str | None) -> list[str]:
         if name not in runtime.providers:
             raise BadgeError(f"unknown network: {name[:MAX_NAME_SHOWN]}")
     return list(names)
-
-
-def default_networks(runtime: Runtime, record: UrlRecord) -> list[str]:
-    """The networks polled now plus any still holding a count, in the registry's (name) order."""
-    shown = set(runtime.poller.provider_names) | set(record.networks)
-    return [name for name in runtime.providers if name in shown]
 
 
 def segments(runtime: Runtime, served: Served, names: list[str], numbers: Numbers) -> list[Segment]:
@@ -72,7 +65,7 @@ async def bar(
         str | None,
         Query(
             description="Comma-separated provider names, in the order to show them "
-            "(default: every polled network, by name)",
+            "(default: every active network and any other holding a count, by name)",
             max_length=1024,
         ),
     ] = None,
@@ -88,6 +81,6 @@ async def bar(
     except BadgeError as exc:
         return badge_response(exc.badge(TOTAL_LABEL), None, if_none_match)
     lead = FLARES if numbers.hides(served.total) else f"{numbers.text(served.total)} {FLARES}"
-    names = names or default_networks(runtime, record)
+    names = names or runtime.shown(record)
     svg = render_bar(lead, segments(runtime, served, names, numbers))
     return svg_response(svg, numbers.max_age(OK_MAX_AGE), if_none_match)

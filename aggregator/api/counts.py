@@ -43,7 +43,8 @@ def network_state(rec: NetworkRecord | None, source: Source) -> NetworkState:
     if source == "clicks" and rec is not None:
         return "ok"
     if rec is None or (rec.fetched_at is None and rec.failed_at is None):
-        return "pending"
+        # A retired network never answers: an imported floor is all it will ever show.
+        return "baseline" if rec is not None and rec.baseline else "pending"
     # The store keeps a failure time only until the next success.
     if rec.failed_at is not None:
         return "error"
@@ -56,7 +57,7 @@ def counts_body(runtime: Runtime, record: UrlRecord) -> dict[str, Any]:
     building and validating models for data the store has typed already took most of its time
     (tests/test_api.py validates the result against the model)."""
     served = Served(record, runtime.sources)
-    names = sorted(set(runtime.poller.provider_names) | set(record.networks))
+    names = sorted(runtime.active | set(record.networks))
     networks = {}
     for name in names:
         rec, source = record.networks.get(name), served.source(name)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from aggregator.config import Source
 from aggregator.health import State
 
-NetworkState = Literal["ok", "pending", "error"]
+NetworkState = Literal["ok", "pending", "error", "baseline"]
 
 
 class ErrorBody(BaseModel):
@@ -38,8 +38,9 @@ class NetworkCount(BaseModel):
     clicks: int = Field(description="Share clicks through /share, one per visitor a day")
     fetched_at: datetime | None = Field(description="When the network last answered for this URL")
     state: NetworkState = Field(
-        description="ok, pending (not fetched yet) or error (last fetch failed); "
-        "with source clicks, ok once there is a count"
+        description="ok, pending (not fetched yet), error (last fetch failed) or baseline "
+        "(not fetched, the count is an imported or admin-set floor); with source clicks, ok "
+        "once there is a count"
     )
     parts: dict[str, int] = Field(
         default_factory=dict,

@@ -67,7 +67,7 @@ def views_of(runtime: Runtime, readings: Readings) -> list[ProviderOut]:
     views = []
     for name, record in readings.records.items():
         cls, hour = runtime.providers[name], readings.stats[name].hour
-        verdict = assess(cls, runtime.settings, record, hour, now)
+        verdict = assess(cls, runtime.settings, record, hour, now, runtime.sources[name])
         limits = limits_for(cls, runtime.settings)
         used = readings.used[name]
         answered = hour.ok + hour.failed

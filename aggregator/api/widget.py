@@ -62,12 +62,11 @@ async def embed_js(if_none_match: EtagHeader = None) -> Response:
 
 
 def chosen_networks(runtime: Runtime, record: UrlRecord, wanted: str | None) -> list[str]:
-    """The networks asked for (installed ones, in that order), else the polled and counted ones."""
+    """The networks asked for (installed ones, in that order), else the page's own."""
     if wanted:
         names = (name.strip() for name in wanted.split(","))
         return list(dict.fromkeys(name for name in names if name in runtime.providers))
-    shown = set(runtime.poller.provider_names) | set(record.networks)
-    return [name for name in runtime.providers if name in shown]
+    return runtime.shown(record)
 
 
 def bar(

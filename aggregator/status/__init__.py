@@ -39,6 +39,7 @@ LOOKS: Final[Mapping[State, Look]] = MappingProxyType(
         "rejected": Look("#6a1b9a", "#ffffff", "the network refused the credentials"),
         "pending": Look("#546e7a", "#ffffff", "no answer from the network yet"),
         "unconfigured": Look("#757575", "#ffffff", "needs credentials in the settings"),
+        "clicks": Look("#00695c", "#ffffff", "counted from flares' own share links; not called"),
         "disabled": Look("#9e9e9e", "#1a1a1a", "turned off in the settings"),
         "retired": Look("#424242", "#ffffff", "the network shut its counts down; ours are kept"),
     }
