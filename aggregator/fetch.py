@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Literal
-from urllib.parse import quote, quote_plus
 
 import httpx
 from redis.exceptions import RedisError
@@ -24,6 +23,7 @@ from tenacity import (
 
 from aggregator.config import ProviderSettings, Settings
 from aggregator.gate import Gate, Limits, Pass, Refusal, Refused, Report, limits_for
+from aggregator.logs import redact, secret_forms
 from aggregator.pools import Pools
 from providers.base import Observation, ParseError, Problem, Provider, ProviderRequest, Token
 
@@ -127,11 +127,7 @@ class RunState:
 
 def scrub(message: str, secrets: Iterable[str]) -> str:
     """Remove every secret, raw or URL-encoded, from a message and cut it short."""
-    for secret in secrets:
-        if secret:
-            for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
-                message = message.replace(form, "***")
-    return message[:MAX_MESSAGE]
+    return redact(message, secret_forms(secrets))[:MAX_MESSAGE]
 
 
 def chunks(urls: Sequence[str], size: int) -> list[Sequence[str]]:
@@ -160,6 +156,9 @@ class Executor:
         self._tokens: dict[str, tuple[Token, float]] = {}
         # One auth step at a time per provider: concurrent batches wait for its token.
         self._token_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Passes whose release Redis missed: until released, their slots stay taken for every
+        # process (up to their expiry, twice the timeout); released once Redis answers again.
+        self._unreleased: list[tuple[str, Pass, Report, Limits]] = []
 
     async def run(
         self, provider: type[Provider], urls: Sequence[str], sink: Sink | None = None
@@ -284,9 +283,26 @@ class Executor:
         # A 2xx can still say "slow down" (Facebook's X-App-Usage): keep its data, heed the signal.
         outcome = FetchOutcome(problem=problem)
         outcome.observations = {u: observation(counts[u]) for u in urls if u in counts}
+        self._check_plausible(outcome.observations.values())
         missing = FetchError("missing", "the answer held no count for this URL")
         outcome.errors = {u: missing for u in urls if u not in counts}
         return outcome
+
+    def _check_plausible(self, observations: Iterable[Observation]) -> None:
+        """A parse failure for an answer holding a number no page can have: whatever the
+        parser made of it, such an answer is broken, and none of its numbers may be stored."""
+        most = self._settings.max_count
+        for obs in observations:
+            for number in (obs.count, *obs.parts.values(), *obs.days.values()):
+                if isinstance(number, bool) or not isinstance(number, int):
+                    message = f"the answer held {type(number).__name__} {number!r}, not a count"
+                    raise FetchFailure(FetchError("parse", message[:MAX_MESSAGE]))
+                if not 0 <= number <= most:
+                    # str() refuses ints of over 4,300 digits: a number that long needs none.
+                    bits = number.bit_length()
+                    shown = number if bits < 128 else f"of {bits} bits"
+                    message = f"the answer held the count {shown}, outside 0..{most}"
+                    raise FetchFailure(FetchError("parse", message[:MAX_MESSAGE]))
 
     @asynccontextmanager
     async def _admitted(
@@ -313,8 +329,9 @@ class Executor:
                 await self._gate.leave(provider.name, permit, report, limits, time.time())
             except RedisError as exc:
                 # The answer is in hand; losing it to a Redis blip would waste the request. The
-                # slot frees itself when it expires; only this request's health record is lost.
+                # slot and the request's record wait for the next time the gate is asked.
                 log.warning("%s: could not record the request in Redis: %s", provider.name, exc)
+                self._unreleased.append((provider.name, permit, report, limits))
 
     async def _enter(self, name: str, cost: int, limits: Limits, patience: float) -> Pass:
         """A pass from the gate; waits a little for a free slot, defers on anything else."""
@@ -322,6 +339,7 @@ class Executor:
         deadline = time.monotonic() + patience
         while True:
             try:
+                await self._release_missed()
                 verdict = await self._gate.enter(name, cost, limits, time.time())
             except RedisError as exc:
                 # Without the shared limits no request may go; the other providers' rounds and
@@ -334,6 +352,18 @@ class Executor:
                 raise Deferred(verdict)
             # Jittered, so that workers waiting on the same slots do not ask again in step.
             await asyncio.sleep(verdict.wait * random.uniform(0.5, 1.5))
+
+    async def _release_missed(self) -> None:
+        """Free the slots whose release Redis missed, so that they hold nobody back after it
+        returns; RedisError while it is still away."""
+        assert self._gate is not None
+        while self._unreleased:
+            missed = self._unreleased.pop()
+            try:
+                await self._gate.leave(*missed, time.time())
+            except RedisError:
+                self._unreleased.append(missed)
+                raise
 
     async def _token(self, provider: type[Provider], conf: ProviderSettings) -> Token | None:
         """The provider's bearer token, fetched once and renewed shortly before it expires."""
@@ -374,17 +404,20 @@ class Executor:
         concurrency = limits_for(provider, self._settings).concurrency
         try:
             async with self._slots:
-                return await self._pools.client(provider.name, concurrency).request(
-                    request.method,
-                    request.url,
-                    params=list(request.params),
-                    headers=headers,
-                    data=dict(request.form) if request.form is not None else None,
-                    json=request.json,
-                    auth=request.basic_auth,
-                    timeout=conf.timeout,
-                )
-        except httpx.TimeoutException as exc:
+                # httpx's timeouts bound each read, so a body dripping a byte a second would
+                # never end: the whole exchange gets the provider's timeout too.
+                async with asyncio.timeout(conf.timeout):
+                    return await self._pools.client(provider.name, concurrency).request(
+                        request.method,
+                        request.url,
+                        params=list(request.params),
+                        headers=headers,
+                        data=dict(request.form) if request.form is not None else None,
+                        json=request.json,
+                        auth=request.basic_auth,
+                        timeout=conf.timeout,
+                    )
+        except (httpx.TimeoutException, TimeoutError) as exc:
             message = f"no answer within {conf.timeout:g} s"
             raise FetchFailure(FetchError("timeout", message)) from exc
         except httpx.HTTPError as exc:

@@ -15,13 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from redis.asyncio import Redis
-
 from aggregator.config import Settings
 from aggregator.health import fingerprint
 from aggregator.store import (
     LATENCY_BOUNDS,
     STATS_LUA,
+    Client,
     budget_key,
     provider_key,
     slots_key,
@@ -178,7 +177,7 @@ class Refused:
 class Gate:
     """Shared admission control for requests to the networks."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self._redis = redis
         self._enter = redis.register_script(_ENTER)
         self._leave = redis.register_script(STATS_LUA + _LEAVE)

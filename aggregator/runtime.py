@@ -5,17 +5,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from aggregator.config import Settings, Source
+from aggregator.config import ConfigError, Settings, Source
 from aggregator.fetch import Executor
 from aggregator.gate import Gate
 from aggregator.health import is_active
 from aggregator.pools import Pools
 from aggregator.schedule import Poller
 from aggregator.sources import sources
-from aggregator.store import Store, UrlRecord
+from aggregator.store import Client, Store, UrlRecord
 from providers.base import Provider
 from providers.registry import discover
 
@@ -41,20 +48,60 @@ class Runtime:
         return [name for name in self.providers if name in self.active or name in held]
 
 
-def redis_client(url: str, max_connections: int = 64) -> Redis:
-    """A client whose pool makes a burst of requests wait for a connection instead of failing."""
-    # Short timeouts: a read must fail fast (and answer 503) rather than hang while Redis is away.
+# A URL in one of these schemes names a Redis Cluster by some of its nodes: the value says
+# whether to use TLS.
+CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
+
+
+def redis_client(url: str, max_connections: int = 64) -> Client:
+    """A client that reconnects by itself: a burst waits for a pooled connection, a command on
+    a dropped connection reconnects and retries briefly, and then fails fast."""
+    # A restart drops every pooled connection: a command on one reconnects and retries with
+    # jittered backoff (at most 0.1, 0.2, 0.4 s), so that a restart goes unnoticed.
+    # While it stays away, a read gives up within about half a second (the API answers from its
+    # last-served cache or 503) instead of redis-py's default of seconds.
+    retry = Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries=3)
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": 5,
+        "socket_connect_timeout": 2,
+        # A connection idle this long is PINGed before use: a half-open one is replaced.
+        "health_check_interval": 5,
+        "retry": retry,
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+    parts = urlsplit(url)
+    if parts.scheme in CLUSTER_SCHEMES:
+        return cluster_client(parts, max_connections, options)
     pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=5,
-        decode_responses=True,
-        socket_timeout=5,
-        socket_connect_timeout=2,
-        health_check_interval=10,
-        retry_on_timeout=True,
+        url, max_connections=max_connections, timeout=5, **options
     )
     return Redis.from_pool(pool)
+
+
+def cluster_client(
+    parts: SplitResult, max_connections: int, options: dict[str, Any]
+) -> RedisCluster:
+    """A cluster client for `redis+cluster://[user:password@]host:port,host:port,...`: the
+    nodes listed are where it learns the cluster's layout, so any few of them will do."""
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    nodes = []
+    for node in hosts.split(","):
+        host, _, port = node.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"{node!r} in FLARES_REDIS_URL is not host:port")
+        nodes.append(ClusterNode(host.strip("[]"), int(port)))
+    user, _, password = userinfo.partition(":")
+    return RedisCluster(
+        startup_nodes=nodes,
+        username=unquote(user) or None,
+        password=unquote(password) or None,
+        ssl=CLUSTER_SCHEMES[parts.scheme],
+        # Per node; the cluster's pools fail a command when all are busy instead of making it
+        # wait, so a burst gets room to spare.
+        max_connections=max_connections * 16,
+        **options,
+    )
 
 
 @asynccontextmanager

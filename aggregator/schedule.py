@@ -16,6 +16,7 @@ from aggregator.config import ScheduleSettings, Settings
 from aggregator.fetch import Executor, throttle_wait
 from aggregator.health import fingerprint
 from aggregator.store import Claim, Store
+from aggregator.variants import Gathering, spellings
 from providers.base import Observation, Problem, Provider
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class Poller:
         self._settings = settings
         self._conf = settings.schedule
         self._busy = asyncio.Lock()
+        self._stopping = False
         self._rng = rng or random.Random()
 
     @property
@@ -77,7 +79,7 @@ class Poller:
     async def tick(self) -> int:
         """Claim a batch of due URLs, refresh them and return how many were claimed."""
         async with self._busy:
-            return await self._tick()
+            return 0 if self._stopping else await self._tick()
 
     async def drain(self) -> int:
         """Tick again while ticks come back full, so a backlog is not capped at one claim per
@@ -89,8 +91,10 @@ class Poller:
             total += claimed
         return total
 
-    async def idle(self) -> None:
-        """Wait until no tick is running, so a shutdown does not cut a batch in half."""
+    async def stop(self) -> None:
+        """Claim nothing more and wait for the tick in hand, so that a shutdown cuts no batch in
+        half (the scheduler's shutdown cancels a running job: stop the poller first)."""
+        self._stopping = True
         async with self._busy:
             return
 
@@ -111,7 +115,11 @@ class Poller:
             *(
                 self._refresh(
                     provider,
-                    [u for u in urls if owes(claimed[u].fetched[name], intervals[u], now)],
+                    {
+                        u: spellings(u, claimed[u].aliases, self._settings, provider)
+                        for u in urls
+                        if owes(claimed[u].fetched[name], intervals[u], now)
+                    },
                 )
                 for name, provider in self._providers.items()
             )
@@ -143,27 +151,33 @@ class Poller:
             due[url] = done + interval
         return due
 
-    async def _refresh(self, provider: type[Provider], urls: list[str]) -> Round:
-        if not urls:
+    async def _refresh(self, provider: type[Provider], pages: Mapping[str, list[str]]) -> Round:
+        """Ask one network for every spelling of the pages (each spelling once) and store each
+        page's folded count once all its spellings answered; if any did not, none counts."""
+        if not pages:
             return Round()
         result = Round()
+        gathering = Gathering(pages)
 
         async def store(observations: dict[str, Observation]) -> None:
-            moved = await self._store.merge_counts(provider.name, observations, time.time())
-            result.moved |= moved
+            done = gathering.add(observations)
+            if done:
+                result.moved |= await self._store.merge_counts(provider.name, done, time.time())
 
-        outcome = await self._executor.run(provider, urls, store)
+        outcome = await self._executor.run(provider, gathering.asked, store)
         now = time.time()
         if outcome.problem is not None:
             await self._heed(provider, outcome.problem, now)
-        # Held back or told to wait: nothing failed, the URLs stay owed.
-        held = {u for u, e in outcome.errors.items() if e.kind in HELD}
+        errors = outcome.errors
+        failing = [s for s, e in errors.items() if e.kind not in HELD]
+        result.failed = gathering.pages_of(failing)
+        # Held back or told to wait: nothing failed, the pages stay owed.
+        held = gathering.pages_of(list(errors)) - result.failed
         if held and outcome.wait is not None:
             result.deferred = dict.fromkeys(held, now + outcome.wait)
-        result.failed = set(outcome.errors) - held
         if result.failed:
             await self._store.mark_failed(provider.name, result.failed, now)
-            first = outcome.errors[next(iter(result.failed))]
+            first = errors[failing[0]]
             log.warning(
                 "%s: %d URL(s) got no data: %s", provider.name, len(result.failed), first.message
             )

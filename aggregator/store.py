@@ -1,13 +1,16 @@
 """The Redis data model; the only module that knows key names and how a record is packed.
 
-Keys (prefix `flares:`):
-- `due`                  sorted set: URL id -> unix time it is next due (a claim leases it by
-                         pushing the score forward, so a dead worker's URLs come due again); a
-                         URL is tracked while it is in here: an untracked one keeps its record
-- `r:<bucket>`           hash: URL id -> the URL's record, packed with MessagePack (see below);
+Keys (prefix `flares:`; `{s}` is the hash tag of a bucket's shard, see below):
+- `due:{s}`              sorted set: URL id -> unix time it is next due (a claim leases it by
+                         pushing the score forward, so a dead worker's URLs come due again), for
+                         the URLs of the shard's buckets; a URL is tracked while it is in here:
+                         an untracked one keeps its record
+- `r:{s}<bucket>`        hash: URL id -> the URL's record, packed with MessagePack (see below);
                          URLs are spread over BUCKETS hashes by their id
-- `h:<bucket>`           hash: URL id -> the URL's history (see below), in the hash of the
+- `h:{s}<bucket>`        hash: URL id -> the URL's history (see below), in the hash of the
                          record's bucket number: apart, so that the records stay small
+- `a:{s}<bucket>`        hash: alias URL id -> the page URL it is an alias of (the alias's
+                         bucket number), so that no URL is a page's alias and counted elsewhere
 - `names`                hash: network or part name -> the small number records use for it
 - `{provider:<name>}`    hash: last_success_at, last_failure_at, last_error (and its _kind and
                          _status), consecutive_failures, ok_since and failing_since (when the
@@ -22,13 +25,17 @@ Keys (prefix `flares:`):
                          the last hour (fields `<name>:<minute % 60>`, `t:<slot>` the minute a
                          slot holds) and since the start (fields without a slot, for Prometheus)
 - `heartbeat`            string with a TTL, set by every running scheduler
-- `v:<id>:<number>:<day>`  HyperLogLog of the salted visitor hashes that clicked a URL's share
+- `v:{s}:<id>:<number>:<day>`  HyperLogLog of the salted visitor hashes that clicked a URL's share
                          link for one network (by name number) on one day (UTC, since 1970),
                          expiring after CLICK_TTL; nothing else about a visitor is stored
 - `salt:<day>`           string with a TTL: the random salt of that day's visitor hashes, when
                          FLARES_SHARE_SALT is not set
 - `audit`                stream, capped near AUDIT_LENGTH entries: one per admin write, with
                          time, action, target, detail and who (a fingerprint of the admin key)
+- `new:c:<client>:<minute>`, `new:d:<domain>:<minute>`  strings with a TTL: how many URLs a
+                         client (a salted hash of its address, never the address) and a domain
+                         had tracked by reads in that minute (since 1970)
+- `added:<domain>`       string: how many URLs reads have tracked on the domain, in all
 
 A URL's id is 8 bytes of its BLAKE2b hash in base64url (11 characters): the URL itself is
 stored once, inside its record, and the due queue holds only ids. Small hashes of short-keyed
@@ -36,7 +43,7 @@ records are what keep a tracked URL under 300 bytes of Redis memory (bench/memor
 packs a hash of at most `hash-max-listpack-entries` fields, each at most
 `hash-max-listpack-value` bytes, into one flat listpack, without a per-field allocation.
 
-A record is the array `[url, tracked_at, updated_at, networks]`, times in whole seconds
+A record is the array `[url, tracked_at, updated_at, networks, aliases]`, times in whole seconds
 (0: never), `networks` a map from a name's number to `[count, fetched_at, extra]`: count -1
 until the network first answers, and `extra` (left out when empty) a map with `x` the time of
 the last failure since the last success, `o` set when an admin forced a refresh that this
@@ -46,6 +53,8 @@ the counts of each day (days since 1970) plus `b`, the sum of the days folded ou
 and `k` the share clicks counted through flares' own links (one per visitor a day).
 `f` is the baseline an admin set or imported, the count's floor: with one, a network that never
 answered (a retired one) has a count all the same.
+`aliases` (left out when none) lists the URLs an admin said are this page (old permalinks, an
+old domain): their counts are fetched and added to the page's, and each is in `a:<bucket>`.
 Flags rather than time comparisons keep whole seconds exact enough: a failure and a success, or
 a refresh and a fetch, may fall in the same second.
 
@@ -62,15 +71,27 @@ first day, keeping its value); hourly points are written during the first HOURLY
 is tracked, and dropped once that day has left the daily window. Dropping a URL's data means
 deleting its field in both hashes.
 
-The provider keys share a hash tag so that the gate's scripts touch one cluster slot.
+On a cluster every script and multi-key command touches one hash slot, and the same code runs
+on one server. Bucket n belongs to shard n % SHARDS, and a shard's keys (its record, history and
+alias buckets, its due queue, its URLs' visitors) share its hash tag: one of SHARDS short strings
+whose slots lie in evenly spaced ranges, so that a cluster's masters hold about as many shards
+each. A batch over many URLs runs as a script per shard, pipelined, on a cluster; a single
+server, which has no slots, takes it in one call (Store._script_groups). Workers claim from the
+shards in turn, each process starting at a random one, so that no shard or node is a hot spot.
+The provider keys share `{provider:<name>}` so that the gate's scripts touch one slot; a merge
+records its zero-drop tallies there apart. `names` is read and written alone. In cluster mode a
+write of counts or tracked URLs is followed by WAIT for one replica on each node it wrote to
+(NotReplicated when none acknowledges it), so that a failover loses no acknowledged count.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import math
 import secrets
+import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -78,12 +99,16 @@ from typing import Any, Literal, cast
 
 import msgpack
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 from redis.client import NEVER_DECODE
+from redis.commands.core import AsyncScript
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+from redis.exceptions import NoScriptError, RedisError, SlotNotCoveredError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from providers.base import Observation
 
 PREFIX = "flares:"
-DUE = PREFIX + "due"
 HEARTBEAT = PREFIX + "heartbeat"
 AUDIT = PREFIX + "audit"
 # Trimmed approximately (whole listpack nodes at a time), which keeps XADD cheap.
@@ -92,12 +117,19 @@ NAMES = PREFIX + "names"
 # Fixed for the life of a data set: a URL's bucket is derived from its id. 8192 buckets keep
 # every bucket a listpack up to about 4 million URLs with 512 entries a bucket.
 BUCKETS = 8192
+# Fixed for the life of a data set too: bucket n belongs to shard n % SHARDS, whose keys share
+# its hash tag (one cluster slot), and which has a due queue of its own.
+SHARDS = 64
+# A single server or a cluster: one code path serves both.
+Client = Redis | RedisCluster
+# In cluster mode a write that must survive a failover waits this long for a replica's ack.
+REPLICA_WAIT_MS = 2000
 # Server settings under which every bucket stays a listpack; records run to a few hundred bytes,
 # above Redis's default limit of 64 (the README says how to set these on your own server).
 COMPACT_HASHES = {"hash-max-listpack-entries": 512, "hash-max-listpack-value": 1024}
 
 # A record's fields and their defaults; the Lua below indexes the same array from 1.
-_URL, _TRACKED, _UPDATED, _NETWORKS = range(4)
+_URL, _TRACKED, _UPDATED, _NETWORKS, _ALIASES = range(5)
 
 # An untracked URL kept its record: tracking it again only puts it back in the queue.
 _TRACK = """
@@ -106,9 +138,20 @@ if raw then
   if cmsgpack.unpack(raw)[1] ~= ARGV[2] then return -1 end
   return redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
 end
+-- An alias is counted with its page (KEYS[3] is its alias bucket): a record would count it twice.
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], cmsgpack.pack({ARGV[2], tonumber(ARGV[3]), 0, {}}))
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 return 1
+"""
+
+# Records of many URLs (of one shard on a cluster): KEYS[i] is the bucket of ARGV[i]'s.
+_READ = """
+local found = {}
+for i, key in ipairs(KEYS) do
+  found[i] = redis.call('HGET', key, ARGV[i])
+end
+return found
 """
 
 _CLAIM = """
@@ -122,17 +165,18 @@ return ids
 # One call merges a whole batch of n URLs of one network: KEYS[i] is the bucket of the i-th URL
 # and KEYS[n + i] its history's, whose arguments follow the shared ones (network number, now,
 # day cutoff, history days) as: id, count, #parts, (part, value)..., #days, (day, value)...
-# The last key is the provider's stats, which learn how many URLs that had a count the network
-# now answered 0 for (how a network's shutdown looks from outside).
+# On a cluster every key is in one shard. The provider's stats, in a slot of their own, learn
+# from the first two numbers returned how many URLs that had a count the network now answered 0
+# for (how a network's shutdown looks from outside): _ZEROED records them.
 # Never lower a served count: the network's value is kept as `s` when lower, while the count
 # only rises. Day buckets replace the same day's earlier value (never add to it); days older
 # than the cutoff are folded into `b`, and an incoming day older than the cutoff is ignored
-# because it was folded in already. Returns per URL -1 untracked, 0 no rise, 1 rose, 2 first.
+# because it was folded in already. Returns those URLs that had a count, those answered 0, then
+# per URL -1 untracked, 0 no rise, 1 rose, 2 first.
 _MERGE_BODY = """
 local code, now, cutoff = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local days, n = tonumber(ARGV[4]), (#KEYS - 1) / 2
-local stats = KEYS[#KEYS]
-local results, had, zeroed = {}, 0, 0
+local days, n = tonumber(ARGV[4]), #KEYS / 2
+local results, had, zeroed = {0, 0}, 0, 0
 local i = 5
 for k = 1, n do
   local id, new = ARGV[i], tonumber(ARGV[i + 1])
@@ -165,16 +209,16 @@ for k = 1, n do
   end
   i = i + 1
   if not rec then
-    results[k] = -1
+    results[k + 2] = -1
   else
     local cur = e[1]
-    results[k] = 0
+    results[k + 2] = 0
     if cur > 0 then
       had = had + 1
       if new == 0 then zeroed = zeroed + 1 end
     end
     if new > cur then
-      results[k] = cur >= 0 and 1 or 2
+      results[k + 2] = cur >= 0 and 1 or 2
       e[1] = new
       history_add(KEYS[n + k], id, code, rec[2], new, now, days)
     end
@@ -187,11 +231,7 @@ for k = 1, n do
     redis.call('HSET', KEYS[k], id, cmsgpack.pack(rec))
   end
 end
-if had > 0 then
-  local slot = stats_slot(stats, now)
-  stats_add(stats, slot, 'had', had)
-  stats_add(stats, slot, 'zero', zeroed)
-end
+results[1], results[2] = had, zeroed
 return results
 """
 
@@ -429,6 +469,43 @@ end
 return queued
 """
 
+# Aliases take three scripts, each on the keys of one URL, so of one shard: an alias's record
+# bucket and alias bucket are its own, a page's record the page's.
+# Claim an alias for a page (ARGV: the alias's id and URL, the page): {'page'} when the alias
+# has a record of its own, {'alias', page} when it is another page's, else {'ok', 1 when new}.
+_CLAIM_ALIAS = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if raw and cmsgpack.unpack(raw)[1] == ARGV[2] then return {'page'} end
+local owner = redis.call('HGET', KEYS[2], ARGV[1])
+if owner and owner ~= ARGV[3] then return {'alias', owner} end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return {'ok', owner and 0 or 1}
+"""
+
+# Free an alias (ARGV: its id, the page) unless another page holds it now.
+_RELEASE_ALIAS = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+"""
+
+# Write a page's aliases (ARGV: its id and URL, n, m, the n new aliases, the m it had when the
+# caller read them): 'missing' without a record, 'stale' when they changed meanwhile, else 'ok'.
+_PUT_ALIASES = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local rec = raw and cmsgpack.unpack(raw)
+if not rec or rec[1] ~= ARGV[2] then return 'missing' end
+local n, m = tonumber(ARGV[3]), tonumber(ARGV[4])
+local had = rec[5] or {}
+if #had ~= m then return 'stale' end
+for j = 1, m do
+  if had[j] ~= ARGV[4 + n + j] then return 'stale' end
+end
+local new = {}
+for i = 1, n do new[i] = ARGV[4 + i] end
+rec[5] = n > 0 and new or nil
+redis.call('HSET', KEYS[1], ARGV[1], cmsgpack.pack(rec))
+return 'ok'
+"""
+
 # A throttle that extends one still running keeps its start.
 _THROTTLE = """
 if tonumber(redis.call('HGET', KEYS[1], 'throttled_until') or '0') < tonumber(ARGV[2]) then
@@ -502,7 +579,32 @@ end
     "SLOT_FIELDS", ", ".join(f"'{f}'" for f in _SLOT_FIELDS)
 )
 
+# The URLs a merge found with a count, and those of them answered 0, into the provider's stats.
+_ZEROED = (
+    STATS_LUA
+    + """
+local now = tonumber(ARGV[1])
+local slot = stats_slot(KEYS[1], now)
+stats_add(KEYS[1], slot, 'had', tonumber(ARGV[2]))
+stats_add(KEYS[1], slot, 'zero', tonumber(ARGV[3]))
+"""
+)
 
+
+# One key: counts a URL added by a read unless the domain's cap is reached.
+_ADD_CAPPED = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return 0 end
+redis.call('INCR', KEYS[1])
+return 1
+"""
+# One key: counts a URL added by a read in a minute, the counter expiring after ARGV[1] s.
+_COUNT_NEW = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+# A minute's counters of added URLs outlive the minute by one, for processes whose clocks lag.
+NEW_URLS_TTL = 120
 # Lua holds numbers as doubles: above 2^53 a count would lose digits.
 MAX_COUNT = 2**53 - 1
 # Day buckets stay separate this many days (X reports 7), then fold into one number.
@@ -519,10 +621,59 @@ def url_id(url: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+def _shard_tags() -> tuple[str, ...]:
+    """One short hash tag per shard, the k-th in the k-th of SHARDS equal ranges of slots: a
+    cluster whose masters own equal ranges (as `--cluster create` makes them) gets as many
+    shards on each master."""
+    width = REDIS_CLUSTER_HASH_SLOTS // SHARDS
+    alphabet = string.digits + string.ascii_lowercase
+    tags: dict[int, str] = {}
+    # Two characters at most keep key names short: every byte of a bucket's name counts.
+    for tag in (*alphabet, *(a + b for a in alphabet for b in alphabet)):
+        tags.setdefault(key_slot(tag.encode()) // width, tag)
+    return tuple(tags[k] for k in range(SHARDS))
+
+
+SHARD_TAGS = _shard_tags()
+
+
+def _bucket(ident: str) -> int:
+    raw = base64.urlsafe_b64decode(ident + "=")
+    return int.from_bytes(raw[:4], "big") % BUCKETS
+
+
+def _bucket_key(kind: str, bucket: int) -> str:
+    return f"{PREFIX}{kind}:{{{SHARD_TAGS[bucket % SHARDS]}}}{bucket}"
+
+
+def visitors_key(ident: str, code: int, day: int) -> str:
+    """The HyperLogLog of one day's visitors that clicked a URL's share link for a network."""
+    return f"{PREFIX}v:{{{SHARD_TAGS[_bucket(ident) % SHARDS]}}}:{ident}:{code}:{day}"
+
+
 def _located(kind: str, url_or_id: str, is_id: bool) -> tuple[str, str]:
     ident = url_or_id if is_id else url_id(url_or_id)
-    raw = base64.urlsafe_b64decode(ident + "=")
-    return f"{PREFIX}{kind}:{int.from_bytes(raw[:4], 'big') % BUCKETS}", ident
+    return _bucket_key(kind, _bucket(ident)), ident
+
+
+def shard_of(url_or_id: str, *, is_id: bool = False) -> int:
+    """The shard that holds a URL's keys."""
+    return _bucket(url_or_id if is_id else url_id(url_or_id)) % SHARDS
+
+
+def due_key(shard: int) -> str:
+    """The due queue of one shard."""
+    return f"{PREFIX}due:{{{SHARD_TAGS[shard]}}}"
+
+
+def due_keys() -> list[str]:
+    return [due_key(k) for k in range(SHARDS)]
+
+
+def due_location(url_or_id: str, *, is_id: bool = False) -> tuple[str, str]:
+    """The due queue and member that hold when a URL is next due."""
+    ident = url_or_id if is_id else url_id(url_or_id)
+    return due_key(_bucket(ident) % SHARDS), ident
 
 
 def record_location(url_or_id: str, *, is_id: bool = False) -> tuple[str, str]:
@@ -535,12 +686,17 @@ def history_location(url_or_id: str, *, is_id: bool = False) -> tuple[str, str]:
     return _located("h", url_or_id, is_id)
 
 
+def alias_location(url_or_id: str) -> tuple[str, str]:
+    """The bucket key and field that say which page a URL is an alias of."""
+    return _located("a", url_or_id, False)
+
+
 def bucket_keys() -> list[str]:
-    return [f"{PREFIX}r:{n}" for n in range(BUCKETS)]
+    return [_bucket_key("r", n) for n in range(BUCKETS)]
 
 
 def history_keys() -> list[str]:
-    return [f"{PREFIX}h:{n}" for n in range(BUCKETS)]
+    return [_bucket_key("h", n) for n in range(BUCKETS)]
 
 
 def provider_key(name: str) -> str:
@@ -557,6 +713,47 @@ def budget_key(name: str) -> str:
 
 def slots_key(name: str) -> str:
     return provider_key(name) + ":slots"
+
+
+def new_urls_key(scope: Literal["c", "d"], name: str, minute: int) -> str:
+    """The counter of URLs that reads added in one minute, per client (`c`) or domain (`d`)."""
+    return f"{PREFIX}new:{scope}:{name}:{minute}"
+
+
+def added_key(domain: str) -> str:
+    """The counter of URLs that reads have added on a domain."""
+    return f"{PREFIX}added:{domain}"
+
+
+class AliasTaken(Exception):
+    """An alias that is a page with a record of its own, or another page's alias: counting it
+    with a page as well would count its shares twice."""
+
+    def __init__(self, alias: str, page: str | None) -> None:
+        where = f"an alias of {page}" if page else "a page with a record of its own"
+        super().__init__(f"{alias} is {where}")
+        self.alias = alias
+        self.page = page
+
+
+# A script call: the script, its keys (all in one slot, the first one's), its arguments.
+Call = tuple[AsyncScript, Sequence[str], Sequence[str | int]]
+
+
+class NotReplicated(RedisTimeoutError):
+    """In cluster mode no replica acknowledged a write in time: a failover could lose it, so it
+    does not count as done (a fetch's URLs stay leased and are fetched again)."""
+
+    def __init__(self, waited_ms: int) -> None:
+        super().__init__(f"no replica acknowledged the write within {waited_ms} ms")
+
+
+def _by_shard(ids: Iterable[str]) -> dict[int, list[str]]:
+    """URL ids grouped by their shard."""
+    groups: dict[int, list[str]] = {}
+    for ident in ids:
+        groups.setdefault(shard_of(ident, is_id=True), []).append(ident)
+    return groups
 
 
 class UrlIdCollision(Exception):
@@ -591,6 +788,8 @@ class UrlRecord:
     tracked_at: float
     updated_at: float | None
     networks: dict[str, NetworkRecord] = field(default_factory=dict)
+    # URLs an admin said are this page; their counts are part of its counts.
+    aliases: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -604,6 +803,7 @@ class Claim:
 
     tracked_at: float
     fetched: dict[str, float | None]
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -766,6 +966,10 @@ def _fetched_unless_owed(entry: list[Any] | None) -> float | None:
     return _time(entry[1])
 
 
+def _aliases(packed: list[Any]) -> tuple[str, ...]:
+    return tuple(packed[_ALIASES]) if len(packed) > _ALIASES else ()
+
+
 def _float(value: str | None) -> float | None:
     return float(value) if value is not None else None
 
@@ -773,24 +977,114 @@ def _float(value: str | None) -> float | None:
 class Store:
     """Typed operations on flares' Redis data; each method is one or a few round trips."""
 
-    def __init__(self, redis: Redis, *, history_days: int = HISTORY_DAYS) -> None:
+    def __init__(
+        self,
+        redis: Client,
+        *,
+        history_days: int = HISTORY_DAYS,
+        replica_wait_ms: int = REPLICA_WAIT_MS,
+    ) -> None:
         self.redis = redis
         self.history_days = history_days
+        self.replica_wait_ms = replica_wait_ms
         self._track = redis.register_script(_TRACK)
         self._claim = redis.register_script(_CLAIM)
-        self._merge = redis.register_script(STATS_LUA + HISTORY_LUA + _MERGE_BODY)
+        self._read_many = redis.register_script(_READ)
+        self._merge = redis.register_script(HISTORY_LUA + _MERGE_BODY)
+        self._zeroed = redis.register_script(_ZEROED)
         self._failed = redis.register_script(_FAILED)
         self._force = redis.register_script(_FORCE)
         self._force_bucket = redis.register_script(_FORCE_BUCKET)
+        self._site = redis.register_script(_SITE_BUCKET)
         self._name = redis.register_script(_NAME)
         self._throttle = redis.register_script(_THROTTLE)
         self._click = redis.register_script(_CLICK)
         self._baseline = redis.register_script(_BASELINE)
         self._untrack = redis.register_script(_UNTRACK)
+        self._claim_alias = redis.register_script(_CLAIM_ALIAS)
+        self._release_alias = redis.register_script(_RELEASE_ALIAS)
+        self._put_aliases = redis.register_script(_PUT_ALIASES)
+        self._add_capped = redis.register_script(_ADD_CAPPED)
+        self._count_new = redis.register_script(_COUNT_NEW)
         # Numbers are never reassigned, so a process may keep what it has learned of them.
         self._codes: dict[str, int] = {}
         self._names: dict[int, str] = {}
         self._salt: tuple[int, str] | None = None
+        # The shard this process claims from first next time: processes start apart.
+        self._next_shard = secrets.randbelow(SHARDS)
+
+    async def _scripts(
+        self, calls: Sequence[Call], *, raw: bool = False, durable: bool = False
+    ) -> list[Any]:
+        """Run script calls in one round trip, each on its first key's node. A server that
+        lacks a script (a fresh one, a promoted replica) gets it, and only those calls run again.
+        `durable`: in cluster mode each node written waits for a replica (see NotReplicated)."""
+        cluster = self.redis if durable and isinstance(self.redis, RedisCluster) else None
+        results: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+            batch = [calls[i] for i in todo]
+            if cluster is not None:
+                answers = await self._replicated(cluster, batch)
+            else:
+                answers = await self._pipelined(batch, raw)
+            missing: list[int] = []
+            for i, answer in zip(todo, answers, strict=True):
+                if isinstance(answer, NoScriptError) and not attempt:
+                    missing.append(i)
+                elif isinstance(answer, Exception):
+                    raise answer
+                results[i] = answer
+            if not missing:
+                break
+            for script in {calls[i][0] for i in missing}:
+                await self.redis.script_load(script.script)
+            todo = missing
+        return results
+
+    async def _pipelined(self, calls: Sequence[Call], raw: bool) -> list[Any]:
+        options = {NEVER_DECODE: True} if raw else {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for script, keys, args in calls:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **options)
+            return await pipe.execute(raise_on_error=False)
+
+    async def _replicated(self, cluster: RedisCluster, calls: Sequence[Call]) -> list[Any]:
+        """Each node's calls on one of its connections, followed there by WAIT for a replica,
+        which only counts the writes of its own connection. Without the cluster pipeline's
+        retries and redirections, which could send the WAIT elsewhere: an error fails the
+        writes, and the cluster's layout is read afresh on the next command."""
+        await cluster.initialize()
+        groups: dict[str, tuple[ClusterNode, list[int]]] = {}
+        for i, (_, keys, _) in enumerate(calls):
+            node = cluster.get_node_from_key(keys[0])
+            if node is None:
+                raise SlotNotCoveredError(f"no node serves {keys[0]}")
+            groups.setdefault(node.name, (node, []))[1].append(i)
+        answers: list[Any] = [None] * len(calls)
+
+        async def on(node: ClusterNode, members: list[int]) -> None:
+            commands = []
+            for k, i in enumerate(members):
+                script, keys, args = calls[i]
+                commands.append(PipelineCommand(k, "EVALSHA", script.sha, len(keys), *keys, *args))
+            wait = PipelineCommand(len(commands), "WAIT", 1, self.replica_wait_ms)
+            await node.execute_pipeline([*commands, wait])
+            for i, command in zip(members, commands, strict=True):
+                answers[i] = command.result
+            if isinstance(wait.result, Exception):
+                raise wait.result
+            if wait.result < 1:
+                raise NotReplicated(self.replica_wait_ms)
+
+        try:
+            await asyncio.gather(*(on(node, members) for node, members in groups.values()))
+        except RedisError:
+            await cluster.aclose()
+            raise
+        if any(isinstance(a, RedisError) and not isinstance(a, NoScriptError) for a in answers):
+            await cluster.aclose()
+        return answers
 
     async def _codes_for(self, names: Sequence[str]) -> list[int]:
         missing = [n for n in dict.fromkeys(names) if n not in self._codes]
@@ -829,16 +1123,31 @@ class Store:
             tracked_at=float(packed[_TRACKED]),
             updated_at=_time(packed[_UPDATED]),
             networks=dict(sorted(networks.items())),
+            aliases=_aliases(packed),
         )
 
+    def _script_groups(self, ids: Iterable[str]) -> list[list[str]]:
+        """URL ids grouped for one script call each: by shard on a cluster, where a script's
+        keys must share a slot, and all together on a single server, which has no slots (a call
+        per shard would cost a 50-URL batch up to 50 calls)."""
+        if isinstance(self.redis, RedisCluster):
+            return list(_by_shard(ids).values())
+        together = list(ids)
+        return [together] if together else []
+
     async def _read(self, ids: Sequence[str]) -> list[list[Any] | None]:
-        """The packed records of URL ids, None for those not tracked, in one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for ident in ids:
-                key, _ = record_location(ident, is_id=True)
-                pipe.execute_command("HGET", key, ident, **{NEVER_DECODE: True})
-            raws: list[bytes | None] = await pipe.execute()
-        return [_unpack(raw) if raw is not None else None for raw in raws]
+        """The packed records of URL ids, None for those not tracked, in one round trip of
+        script calls: a pipeline of single reads costs the client a command and a reply each
+        (two thirds of a 1,000-URL bulk read's time in bench/bulk.py)."""
+        groups = self._script_groups(dict.fromkeys(ids))
+        calls: list[Call] = [
+            (self._read_many, [record_location(i, is_id=True)[0] for i in group], group)
+            for group in groups
+        ]
+        found: dict[str, bytes | None] = {}
+        for group, raws in zip(groups, await self._scripts(calls, raw=True), strict=True):
+            found.update(zip(group, raws, strict=True))
+        return [_unpack(raw) if (raw := found[i]) is not None else None for i in ids]
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
@@ -849,14 +1158,14 @@ class Store:
 
     async def track_many(self, urls: Iterable[str], now: float) -> int:
         """Track many canonical URLs in one round trip; returns how many were not tracked (new,
-        or untracked with their record kept)."""
+        or untracked with their record kept). A page's alias is not tracked: it counts there."""
         urls = list(urls)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for url in urls:
-                key, ident = record_location(url)
-                args: list[str | int] = [ident, url, _seconds(now)]
-                await self._track(keys=[key, DUE], args=args, client=pipe)
-            created: list[int] = await pipe.execute()
+        calls: list[Call] = []
+        for url in urls:
+            key, ident = record_location(url)
+            keys = [key, due_location(ident, is_id=True)[0], alias_location(url)[0]]
+            calls.append((self._track, keys, [ident, url, _seconds(now)]))
+        created: list[int] = await self._scripts(calls, durable=True)
         for url, result in zip(urls, created, strict=True):
             if result < 0:
                 raise UrlIdCollision(url)
@@ -875,18 +1184,46 @@ class Store:
 
     async def due_at(self, url: str) -> float | None:
         """When a tracked URL is next due (or its lease ends), None when not tracked."""
-        score = await self.redis.zscore(DUE, url_id(url))
+        score = await self.redis.zscore(*due_location(url))
         return float(score) if score is not None else None
 
     async def tracked_count(self) -> int:
-        return int(await self.redis.zcard(DUE))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in due_keys():
+                pipe.zcard(key)
+            sizes: list[int] = await pipe.execute()
+        return sum(sizes)
+
+    async def _claim_ids(self, now: float, limit: int, lease_until: float) -> list[str]:
+        """Lease up to `limit` due ids: from the next shard in turn when it has that many (a
+        batch then touches one shard), else topped up from the others, a pipeline a pass, with
+        `limit` shared out among them so that no more are leased."""
+        first = self._next_shard
+        self._next_shard = (first + 1) % SHARDS
+        start, end = repr(now), repr(lease_until)
+        ids: list[str] = await self._claim(keys=[due_key(first)], args=[start, limit, end])
+        pending = [(first + k) % SHARDS for k in range(1, SHARDS)]
+        while pending and len(ids) < limit:
+            want = limit - len(ids)
+            asked = pending[:want]
+            quotas = [want // len(asked) + (k < want % len(asked)) for k in range(len(asked))]
+            calls: list[Call] = [
+                (self._claim, [due_key(shard)], [start, quota, end])
+                for shard, quota in zip(asked, quotas, strict=True)
+            ]
+            found: list[list[str]] = await self._scripts(calls)
+            ids += [i for got in found for i in got]
+            # A shard that gave all it was asked for may have more.
+            full = [s for s, q, got in zip(asked, quotas, found, strict=True) if len(got) == q]
+            pending = pending[len(asked) :] + full
+        return ids
 
     async def claim_due(
         self, now: float, limit: int, lease_until: float, networks: Sequence[str] = ()
     ) -> dict[str, Claim]:
         """Lease up to `limit` due URLs; for each, when it was first tracked and when each of
         `networks` last answered for it since the last forced refresh."""
-        ids: list[str] = await self._claim(keys=[DUE], args=[repr(now), limit, repr(lease_until)])
+        ids = await self._claim_ids(now, limit, lease_until)
         if not ids:
             return {}
         codes = await self._codes_for(networks)
@@ -894,7 +1231,10 @@ class Store:
         orphans = [i for i, packed in zip(ids, records, strict=True) if packed is None]
         if orphans:
             # A queue entry whose record is gone would otherwise be leased again forever.
-            await self.redis.zrem(DUE, *orphans)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for shard, members in _by_shard(orphans).items():
+                    pipe.zrem(due_key(shard), *members)
+                await pipe.execute()
         claims: dict[str, Claim] = {}
         for packed in records:
             if packed is None:
@@ -904,7 +1244,7 @@ class Store:
                 name: _fetched_unless_owed(entries.get(code))
                 for name, code in zip(networks, codes, strict=True)
             }
-            claims[packed[_URL]] = Claim(float(packed[_TRACKED]), fetched)
+            claims[packed[_URL]] = Claim(float(packed[_TRACKED]), fetched, _aliases(packed))
         return claims
 
     async def merge_counts(
@@ -922,20 +1262,33 @@ class Store:
         [code, *part_codes] = await self._codes_for([network, *part_names])
         part_code = dict(zip(part_names, part_codes, strict=True))
         today = date.fromtimestamp(now).toordinal() - _EPOCH_DAY
-        keys: list[str] = []
-        args: list[str | int] = [code, _seconds(now), today - DAY_WINDOW, self.history_days]
-        for url, obs in observations.items():
-            key, ident = record_location(url)
-            keys.append(key)
-            args += [ident, _capped(obs.count), len(obs.parts)]
-            for part, value in obs.parts.items():
-                args += [part_code[part], _capped(value)]
-            args.append(len(obs.days))
-            for day, value in obs.days.items():
-                args += [date.fromisoformat(day).toordinal() - _EPOCH_DAY, _capped(value)]
-        histories = [history_location(url)[0] for url in observations]
-        rose: list[int] = await self._merge(keys=[*keys, *histories, stats_key(network)], args=args)
-        return {url for url, up in zip(observations, rose, strict=True) if up == 1}
+        shared: list[str | int] = [code, _seconds(now), today - DAY_WINDOW, self.history_days]
+        ids = {url_id(url): url for url in observations}
+        groups = self._script_groups(ids)
+        calls: list[Call] = []
+        for group in groups:
+            args = list(shared)
+            for ident in group:
+                obs = observations[ids[ident]]
+                args += [ident, _capped(obs.count), len(obs.parts)]
+                for part, value in obs.parts.items():
+                    args += [part_code[part], _capped(value)]
+                args.append(len(obs.days))
+                for day, value in obs.days.items():
+                    args += [date.fromisoformat(day).toordinal() - _EPOCH_DAY, _capped(value)]
+            keys = [record_location(i, is_id=True)[0] for i in group]
+            keys += [history_location(i, is_id=True)[0] for i in group]
+            calls.append((self._merge, keys, args))
+        answers: list[list[int]] = await self._scripts(calls, durable=True)
+        had, zeroed = sum(a[0] for a in answers), sum(a[1] for a in answers)
+        if had:
+            await self._zeroed(keys=[stats_key(network)], args=[_seconds(now), had, zeroed])
+        return {
+            ids[ident]
+            for group, answer in zip(groups, answers, strict=True)
+            for ident, up in zip(group, answer[2:], strict=True)
+            if up == 1
+        }
 
     async def history(self, url: str) -> dict[str, Series]:
         """Each network's history of a URL, by name; empty for one without (or not tracked)."""
@@ -970,19 +1323,71 @@ class Store:
         network that day; whether it counted. `visitor` is a salted hash, never an address."""
         key, ident = record_location(url)
         [code] = await self._codes_for([network])
-        visitors = f"{PREFIX}v:{ident}:{code}:{day}"
+        visitors = visitors_key(ident, code, day)
         args: list[str | int] = [ident, url, code, visitor, CLICK_TTL]
-        counted: int = await self._click(keys=[key, visitors], args=args)
-        return counted == 1
+        [counted] = await self._scripts([(self._click, [key, visitors], args)], durable=True)
+        return bool(counted == 1)
 
     async def untrack(self, url: str, *, purge: bool = False) -> bool | None:
-        """Stop fetching a URL, its record and counts kept unless `purge`; whether it was
-        tracked, None when there is no record."""
+        """Stop fetching a URL, its record and counts kept unless `purge` (which frees its
+        aliases too); whether it was tracked, None when there is no record."""
         key, ident = record_location(url)
+        # Read first: once purged, the record no longer says which aliases to free.
+        record = await self.get(url) if purge else None
         args: list[str | int] = [ident, url, int(purge)]
-        keys = [key, DUE, history_location(url)[0]]
+        keys = [key, due_location(ident, is_id=True)[0], history_location(url)[0]]
         queued: int = await self._untrack(keys=keys, args=args)
+        if record is not None:
+            await self._release_aliases(url, record.aliases)
         return None if queued < 0 else bool(queued)
+
+    async def set_aliases(self, url: str, aliases: Sequence[str]) -> tuple[str, ...] | None:
+        """Make `aliases` (canonical URLs) a page's aliases, replacing those it had; returns
+        those, None when the page has no record, and raises AliasTaken for an alias that is a
+        page of its own or another page's alias (then nothing changes)."""
+        aliases = list(dict.fromkeys(aliases))
+        key, ident = record_location(url)
+        while True:
+            [packed] = await self._read([ident])
+            if packed is None or packed[_URL] != url:
+                return None
+            old = _aliases(packed)
+            claimed = await self._claim_aliases(url, aliases)
+            args: list[str | int] = [ident, url, len(aliases), len(old), *aliases, *old]
+            written: str = await self._put_aliases(keys=[key], args=args)
+            if written == "missing":
+                await self._release_aliases(url, claimed)
+                return None
+            # "stale": another admin changed them meanwhile; claiming again changes nothing.
+            if written == "ok":
+                await self._release_aliases(url, [a for a in old if a not in aliases])
+                return old
+
+    async def _claim_aliases(self, url: str, aliases: Sequence[str]) -> list[str]:
+        """Reserve aliases for a page, in their own shards; returns those it newly holds. An
+        alias held elsewhere frees those again and raises AliasTaken."""
+        calls: list[Call] = []
+        for alias in aliases:
+            record_key, ident = record_location(alias)
+            keys = [record_key, alias_location(alias)[0]]
+            calls.append((self._claim_alias, keys, [ident, alias, url]))
+        answers: list[list[Any]] = await self._scripts(calls)
+        claimed = [a for a, answer in zip(aliases, answers, strict=True) if answer == ["ok", 1]]
+        for alias, answer in zip(aliases, answers, strict=True):
+            if answer[0] != "ok":
+                await self._release_aliases(url, claimed)
+                raise AliasTaken(alias, answer[1] if answer[0] == "alias" else None)
+        return claimed
+
+    async def _release_aliases(self, url: str, aliases: Sequence[str]) -> None:
+        """Free aliases that a page holds (not those another page holds by now)."""
+        if not aliases:
+            return
+        calls: list[Call] = []
+        for alias in aliases:
+            key, ident = alias_location(alias)
+            calls.append((self._release_alias, [key], [ident, url]))
+        await self._scripts(calls)
 
     async def set_baselines(
         self, rows: Sequence[tuple[str, str, int]], *, reset: bool = False
@@ -992,14 +1397,22 @@ class Store:
         if not rows:
             return []
         codes = await self._codes_for([network for _, network, _ in rows])
-        keys: list[str] = []
-        args: list[str | int] = [int(reset)]
-        for (url, _, value), code in zip(rows, codes, strict=True):
-            key, ident = record_location(url)
-            keys.append(key)
-            args += [ident, url, code, _capped(value)]
-        changed: list[int] = await self._baseline(keys=keys, args=args)
-        return [None if c < 0 else bool(c) for c in changed]
+        groups: dict[int, list[int]] = {}
+        for row, (url, _, _) in enumerate(rows):
+            groups.setdefault(shard_of(url), []).append(row)
+        calls: list[Call] = []
+        for members in groups.values():
+            args: list[str | int] = [int(reset)]
+            for row in members:
+                url, _, value = rows[row]
+                args += [url_id(url), url, codes[row], _capped(value)]
+            keys = [record_location(rows[row][0])[0] for row in members]
+            calls.append((self._baseline, keys, args))
+        answers: list[list[int]] = await self._scripts(calls, durable=True)
+        changed: dict[int, int] = {}
+        for members, answer in zip(groups.values(), answers, strict=True):
+            changed.update(zip(members, answer, strict=True))
+        return [None if changed[row] < 0 else bool(changed[row]) for row in range(len(rows))]
 
     async def audit(self, now: float, action: str, target: str, detail: str, who: str) -> None:
         """Append an admin write to the audit log, dropping the oldest beyond AUDIT_LENGTH."""
@@ -1029,12 +1442,12 @@ class Store:
 
     async def refresh(self, urls: Iterable[str], now: float) -> int:
         """Make tracked URLs due now for every provider; returns how many were tracked."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for url in urls:
-                key, ident = record_location(url)
-                args: list[str | int] = [ident, _seconds(now)]
-                await self._force(keys=[key, DUE], args=args, client=pipe)
-            done: list[int] = await pipe.execute()
+        calls: list[Call] = []
+        for url in urls:
+            key, ident = record_location(url)
+            keys = [key, due_location(ident, is_id=True)[0]]
+            calls.append((self._force, keys, [ident, _seconds(now)]))
+        done: list[int] = await self._scripts(calls)
         return sum(done)
 
     async def refresh_domain(self, domain: str, now: float) -> int:
@@ -1043,25 +1456,22 @@ class Store:
         keys = bucket_keys()
         # A bucket at a time, in pipelines, so that Redis never runs one long script.
         for start in range(0, len(keys), 1024):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in keys[start : start + 1024]:
-                    args: list[str | int] = [domain, _seconds(now)]
-                    await self._force_bucket(keys=[key, DUE], args=args, client=pipe)
-                counts: list[int] = await pipe.execute()
+            calls: list[Call] = [
+                (self._force_bucket, [keys[n], due_key(n % SHARDS)], [domain, _seconds(now)])
+                for n in range(start, min(start + 1024, len(keys)))
+            ]
+            counts: list[int] = await self._scripts(calls)
             total += sum(counts)
         return total
 
     async def site(self, domain: str) -> list[UrlRecord]:
         """Every record of the pages on a domain and its subdomains: a walk over all buckets,
         so O(tracked URLs) on the server; callers cache the answer."""
-        sha = await self.redis.script_load(_SITE_BUCKET)
         found: list[UrlRecord] = []
         keys = bucket_keys()
         for start in range(0, len(keys), 1024):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in keys[start : start + 1024]:
-                    pipe.execute_command("EVALSHA", sha, 1, key, domain, **{NEVER_DECODE: True})
-                buckets: list[list[bytes]] = await pipe.execute()
+            calls: list[Call] = [(self._site, [k], [domain]) for k in keys[start : start + 1024]]
+            buckets: list[list[bytes]] = await self._scripts(calls, raw=True)
             for raw in (r for bucket in buckets for r in bucket):
                 packed = _unpack(raw)
                 found.append(await self._record(packed[_URL], packed))
@@ -1073,17 +1483,25 @@ class Store:
 
     async def mark_failed(self, network: str, urls: Iterable[str], now: float) -> None:
         """Note a failed fetch; no count changes."""
-        locations = [record_location(url) for url in urls]
-        if not locations:
+        groups = self._script_groups(url_id(url) for url in urls)
+        if not groups:
             return
         [code] = await self._codes_for([network])
-        keys = [key for key, _ in locations]
-        await self._failed(keys=keys, args=[code, _seconds(now), *(i for _, i in locations)])
+        calls: list[Call] = []
+        for ids in groups:
+            keys = [record_location(i, is_id=True)[0] for i in ids]
+            calls.append((self._failed, keys, [code, _seconds(now), *ids]))
+        await self._scripts(calls)
 
     async def reschedule(self, due: Mapping[str, float]) -> None:
         """Set the next due time of URLs that are still tracked."""
-        if due:
-            await self.redis.zadd(DUE, {url_id(u): t for u, t in due.items()}, xx=True)
+        if not due:
+            return
+        times = {url_id(u): t for u, t in due.items()}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard, ids in _by_shard(times).items():
+                pipe.zadd(due_key(shard), {i: times[i] for i in ids}, xx=True)
+            await pipe.execute()
 
     async def throttle(self, name: str, until: float, now: float) -> None:
         """Stop every process calling this provider until `until`."""
@@ -1133,20 +1551,23 @@ class Store:
     async def queue(self, now: float) -> tuple[int, float | None]:
         """URLs due now, and since when the longest-waiting of them has been due."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcount(DUE, "-inf", now)
-            pipe.zrange(DUE, 0, 0, withscores=True)
-            due, first = await pipe.execute()
-        oldest = float(first[0][1]) if first and first[0][1] <= now else None
-        return int(due), oldest
+            for key in due_keys():
+                pipe.zcount(key, "-inf", now)
+                pipe.zrange(key, 0, 0, withscores=True)
+            answers = await pipe.execute()
+        oldest = min((float(first[0][1]) for first in answers[1::2] if first), default=now + 1)
+        return sum(int(due) for due in answers[::2]), oldest if oldest <= now else None
 
     async def freshness(self, now: float, grace: float) -> tuple[int, int]:
         """Tracked URLs not overdue by more than `grace` seconds, and all tracked URLs."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            # A leased URL's score is its lease's end: one being fetched is never overdue.
-            pipe.zcount(DUE, "-inf", f"({now - grace!r}")
-            pipe.zcard(DUE)
-            overdue, tracked = await pipe.execute()
-        return int(tracked) - int(overdue), int(tracked)
+            for key in due_keys():
+                # A leased URL's score is its lease's end: one being fetched is never overdue.
+                pipe.zcount(key, "-inf", f"({now - grace!r}")
+                pipe.zcard(key)
+            answers: list[int] = await pipe.execute()
+        tracked = sum(answers[1::2])
+        return tracked - sum(answers[::2]), tracked
 
     async def beat(self, ttl: float) -> None:
         """Say that a scheduler is alive for the next `ttl` seconds."""
@@ -1154,3 +1575,19 @@ class Store:
 
     async def scheduler_alive(self) -> bool:
         return bool(await self.redis.exists(HEARTBEAT))
+
+    async def count_new_url(self, scope: Literal["c", "d"], name: str, minute: int) -> int:
+        """Count one URL a read adds in this minute for a client or domain; the minute's count."""
+        count: int = await self._count_new(
+            keys=[new_urls_key(scope, name, minute)], args=[NEW_URLS_TTL]
+        )
+        return count
+
+    async def add_on_domain(self, domain: str, cap: int) -> bool:
+        """Take one of the `cap` URLs reads may add on a domain; False when none is left."""
+        taken: int = await self._add_capped(keys=[added_key(domain)], args=[cap])
+        return taken == 1
+
+    async def release_on_domain(self, domain: str) -> None:
+        """Give back a URL taken with add_on_domain that was tracked already."""
+        await self.redis.decr(added_key(domain))

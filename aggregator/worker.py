@@ -24,5 +24,5 @@ async def run_worker(settings: Settings, redis_url: str) -> None:
         log.info("worker polling %s", ", ".join(runtime.poller.provider_names) or "no provider")
         await stop.wait()
         log.info("stopping: finishing the batch in hand")
+        await runtime.poller.stop()
         ticker.shutdown(wait=False)
-        await runtime.poller.idle()

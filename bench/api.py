@@ -126,19 +126,26 @@ def endpoints(urls: int) -> dict[str, RequestFor]:
     }
 
 
-async def measure(base_url: str, urls: int, requests: int, concurrency: int) -> list[Result]:
-    """Warm up, then measure every endpoint in turn, `concurrency` keep-alive connections."""
+async def connections(stack: AsyncExitStack, base_url: str, n: int) -> list[httpx.AsyncClient]:
+    """`n` keep-alive clients of one connection each, closed with the stack."""
     # One single-connection client per worker: httpcore's pool spends time per request in
     # proportion to its connections, and one shared pool of 32 costs more than the server.
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    clients = []
+    for _ in range(n):
+        client = httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0)
+        clients.append(await stack.enter_async_context(client))
+        # Connected one at a time: processes sharing a listening socket (`serve --workers`)
+        # race for each new connection, and the first to wake would accept a whole burst.
+        await client.get("/healthz")
+    return clients
+
+
+async def measure(base_url: str, urls: int, requests: int, concurrency: int) -> list[Result]:
+    """Warm up, then measure every endpoint in turn, `concurrency` keep-alive connections."""
     results = []
     async with AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0)
-            )
-            for _ in range(concurrency)
-        ]
+        clients = await connections(stack, base_url, concurrency)
         for name, request_for in endpoints(urls).items():
             warmup = max(concurrency, min(requests // 10, 500))
             await drive(clients, name, request_for, warmup)

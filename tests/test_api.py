@@ -27,10 +27,13 @@ ApiFactory = Callable[..., AbstractAsyncContextManager[tuple[httpx.AsyncClient, 
 def make_api(make_settings: SettingsFactory, redis_url: str, redis: Redis) -> ApiFactory:
     @asynccontextmanager
     async def make(
-        redis_at: str | None = None, **overrides: Any
+        redis_at: str | None = None, *, insecure_open: bool = True, **overrides: Any
     ) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
-        """The app on the test Redis, or on `redis_at` (e.g. a port where nothing listens)."""
-        app = create_app(make_settings(**overrides), redis_at or redis_url, scheduler=False)
+        """The app on the test Redis, or on `redis_at` (e.g. a port where nothing listens);
+        writes open without a key, as `flares serve --insecure-open` has them, unless told not."""
+        settings = make_settings(**overrides)
+        url = redis_at or redis_url
+        app = create_app(settings, url, scheduler=False, insecure_open=insecure_open)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://flares") as client:

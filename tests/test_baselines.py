@@ -8,7 +8,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from aggregator.store import AUDIT, AUDIT_LENGTH, DUE, Store, history_location, url_id
+from aggregator.store import AUDIT, AUDIT_LENGTH, Store, due_location, history_location
 from tests.test_api import PAGE, ApiFactory, assert_error, make_api
 from tests.test_store import packed_record
 
@@ -311,7 +311,7 @@ async def test_delete_untracks_or_purges_and_audits(
         gone = await api.delete("/api/v1/urls", params={"url": PAGE}, headers=AUTH)
         entries = await audit_entries(api)
     assert untrack.json() == {"url": PAGE, "was_tracked": True, "purged": False}
-    assert await redis.zscore(DUE, url_id(PAGE)) is None
+    assert await redis.zscore(*due_location(PAGE)) is None
     # Untracked, its counts are still served.
     assert counts.status_code == 200
     assert counts.json()["networks"]["hatena"]["count"] == 9

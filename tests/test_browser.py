@@ -28,7 +28,7 @@ from providers.registry import discover
 from tests.browser import artifacts_dir, browser, chromium
 from tests.fakeupstream import FakeUpstream
 from tests.service import Service, wait_for
-from tests.test_e2e import PAGE, service_env
+from tests.test_e2e import AUTH, PAGE, service_env
 
 __all__ = ["browser", "chromium"]
 
@@ -54,7 +54,8 @@ def flares(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             fake.set_count(network, PAGE, count)
         service = Service(service_env(fake, tmp / "data"), tmp / "serve.log").start()
         try:
-            tracked = httpx.post(service.base_url + "/api/v1/urls", json={"url": PAGE})
+            post = service.base_url + "/api/v1/urls"
+            tracked = httpx.post(post, json={"url": PAGE}, headers=AUTH)
             assert tracked.status_code == 201, tracked.text
             wait_for(
                 lambda: (

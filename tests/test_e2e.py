@@ -11,8 +11,8 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
-from redis import Redis
 
+from tests.cluster import either_redis_url  # noqa: F401  (runs each test on both)
 from tests.conftest import DEFAULT_ON
 from tests.fakes import bluesky as fake_bluesky
 from tests.fakes import reddit as fake_reddit
@@ -20,13 +20,17 @@ from tests.fakeupstream import FakeUpstream, Fault
 from tests.service import FlaresProcess, Service, providers_env, run_cli, wait_for
 
 PAGE = "https://blog.example.com/2026/11/hello"
+ADMIN_KEY = "e2e-admin-k3y"
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def service_env(
     fake: FakeUpstream, data_dir: Path, enabled: Collection[str] = DEFAULT_ON
 ) -> dict[str, str]:
-    """Every provider pointed at the fake upstream; only `enabled` ones switched on."""
+    """Every provider pointed at the fake upstream; only `enabled` ones switched on; the admin
+    key set, which the CLI sends from the same settings."""
     return {
+        "FLARES_ADMIN_KEY": ADMIN_KEY,
         "FLARES_DATA_DIR": str(data_dir),
         "FLARES_SCHEDULE__TICK_SECONDS": "0.2",
         "FLARES_SCHEDULE__FRESH_INTERVAL": "0.5",
@@ -130,17 +134,17 @@ def test_bad_input_over_http(fake_upstream: FakeUpstream, tmp_path: Path) -> Non
         service.stop()
 
 
+@pytest.mark.usefixtures("redis")  # an empty database
 def test_api_and_worker_processes_share_redis(
     fake_upstream: FakeUpstream, tmp_path: Path, redis_url: str
 ) -> None:
-    with Redis.from_url(redis_url) as redis:
-        redis.flushdb()
     fake_upstream.set_count("hatena", PAGE, 46)
     env = {**service_env(fake_upstream, tmp_path / "data"), "FLARES_REDIS_URL": redis_url}
     api = Service(env, tmp_path / "api.log", "--no-scheduler").start()
     worker = FlaresProcess(["worker"], env, tmp_path / "worker.log").start()
     try:
-        assert httpx.post(api.base_url + "/api/v1/urls", json={"url": PAGE}).status_code == 201
+        tracked = httpx.post(api.base_url + "/api/v1/urls", json={"url": PAGE}, headers=AUTH)
+        assert tracked.status_code == 201
         body = counts_when(api, lambda b: b["total"] == 46)
         assert body["networks"]["hatena"]["count"] == 46
         assert wait_for(lambda: api.get("/readyz").status_code == 200 or None, "readiness")

@@ -129,6 +129,29 @@ def test_latency_fault(fake_upstream: FakeUpstream, client: httpx.Client) -> Non
     assert resp.content == b"5"
 
 
+def test_drip_fault_sends_the_real_answer_a_byte_at_a_time(
+    fake_upstream: FakeUpstream, client: httpx.Client
+) -> None:
+    fake_upstream.set_count("hatena", PAGE, 1234)
+    fake_upstream.set_fault("hatena", Fault("drip", seconds=0.05))
+    url = fake_upstream.base_url + "/count/entry"
+    with client.stream("GET", url, params={"url": PAGE}) as resp:
+        chunks = list(resp.iter_raw())
+    assert chunks == [b"1", b"2", b"3", b"4"]
+
+
+def test_reset_fault_resets_the_connection(
+    fake_upstream: FakeUpstream, client: httpx.Client
+) -> None:
+    fake_upstream.set_fault("hatena", Fault("reset"))
+    sent = time.monotonic()
+    with pytest.raises(httpx.ReadError, match="reset"):
+        get(client, fake_upstream, "/count/entry", [("url", PAGE)])
+    # Every call records when it came, on the clock the tests read.
+    [call] = fake_upstream.calls("hatena")
+    assert sent <= call.at <= time.monotonic()
+
+
 def test_clear_fault_and_reset(fake_upstream: FakeUpstream, client: httpx.Client) -> None:
     fake_upstream.set_count("hatena", PAGE, 5)
     fake_upstream.set_fault(None, Fault("status"))

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from aggregator.runtime import Runtime, open_runtime
 from aggregator.store import Store
+from tests.cluster import either_redis_url  # noqa: F401  (runs each test on both)
 from tests.conftest import SettingsFactory
 from tests.fakeupstream import FakeUpstream, Fault
 

@@ -16,6 +16,7 @@ from redis.client import NEVER_DECODE
 from starlette.requests import Request
 
 from aggregator.api import share
+from aggregator.api.limits import client_address
 from aggregator.config import Settings
 from aggregator.runtime import Runtime
 from aggregator.sources import EMAIL, default_source
@@ -112,7 +113,7 @@ def test_client_address_takes_the_entry_of_the_outermost_trusted_proxy() -> None
     def address(forwarded: str | None, trusted: int) -> str:
         headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
         scope = {"type": "http", "headers": headers, "client": ("10.0.0.2", 4711)}
-        return share.client_address(Request(scope), trusted)
+        return client_address(Request(scope), trusted)
 
     # What the client sent itself stands left of what the proxies added.
     assert address("6.6.6.6, 198.51.100.7, 10.0.0.1", 2) == "198.51.100.7"

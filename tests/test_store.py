@@ -9,16 +9,18 @@ from redis.asyncio import Redis
 from redis.client import NEVER_DECODE
 
 from aggregator.store import (
-    DUE,
     HEARTBEAT,
     MAX_COUNT,
+    SHARDS,
     Claim,
     Store,
     UrlIdCollision,
+    due_location,
     record_location,
-    url_id,
+    shard_of,
 )
 from providers.base import Observation
+from tests.cluster import either_redis_url  # noqa: F401  (runs each test on both)
 
 A = "https://example.com/a"
 B = "https://example.com/b"
@@ -166,13 +168,46 @@ def tracked_at(claims: dict[str, Claim]) -> dict[str, float]:
 
 
 async def test_claim_due_only_due_with_limit_and_tracked_at(store: Store) -> None:
-    for i in range(5):
-        await store.track(f"{A}/{i}", T0 + i)
+    urls = {f"{A}/{i}": T0 + i for i in range(5)}
+    for url, at in urls.items():
+        await store.track(url, at)
     await store.track(B, T0 + 1000)  # not yet due at T0 + 10
     claimed = tracked_at(await store.claim_due(T0 + 10, limit=3, lease_until=T0 + 100))
-    assert claimed == {f"{A}/{i}": T0 + i for i in range(3)}
+    assert len(claimed) == 3
     rest = tracked_at(await store.claim_due(T0 + 10, limit=10, lease_until=T0 + 100))
-    assert rest == {f"{A}/{i}": T0 + i for i in (3, 4)}
+    assert len(rest) == 2
+    assert claimed | rest == urls
+
+
+def urls_by_shard(per_shard: int) -> dict[int, list[str]]:
+    """`per_shard` URLs in each shard."""
+    found: dict[int, list[str]] = {shard: [] for shard in range(SHARDS)}
+    i = 0
+    while any(len(urls) < per_shard for urls in found.values()):
+        url = f"https://example.com/s/{i}"
+        if len(found[shard_of(url)]) < per_shard:
+            found[shard_of(url)].append(url)
+        i += 1
+    return found
+
+
+async def test_claims_take_one_shard_at_a_time_longest_due_first_every_shard_in_turn(
+    store: Store,
+) -> None:
+    shards = urls_by_shard(4)
+    for urls in shards.values():
+        for k, url in enumerate(urls):
+            await store.track(url, T0 + k)
+    turns = []
+    for _ in range(2 * SHARDS):
+        claimed = await store.claim_due(T0 + 10, limit=2, lease_until=T0 + 100)
+        [shard] = {shard_of(url) for url in claimed}
+        turns.append(shard)
+        # A backlog's batch is the shard's longest due, and touches that shard alone.
+        done = sum(t == shard for t in turns)
+        assert set(claimed) == set(shards[shard][2 * done - 2 : 2 * done])
+    assert sorted(turns[:SHARDS]) == list(range(SHARDS)), "every shard has its turn"
+    assert await store.claim_due(T0 + 10, limit=2, lease_until=T0 + 100) == {}
 
 
 async def test_lease_hides_claimed_until_it_ends(store: Store, redis: Redis) -> None:
@@ -203,7 +238,7 @@ async def test_concurrent_claimers_get_disjoint_complete_sets(store: Store, redi
 async def test_reschedule_sets_due_but_never_readds(store: Store, redis: Redis) -> None:
     await store.track(A, T0)
     await store.track(B, T0)
-    await redis.zrem(DUE, url_id(B))
+    await redis.zrem(*due_location(B))
     await store.reschedule({A: T0 + 1800, B: T0 + 1800})
     assert await store.due_at(A) == T0 + 1800
     assert await store.due_at(B) is None

@@ -31,6 +31,13 @@ from aggregator.urls import InvalidURL, canonical, domain_allowed
         ("http://bücher.example/", "http://xn--bcher-kva.example/"),
         ("https://example.com./", "https://example.com/"),
         ("http://[::1]:8080/x", "http://[::1]:8080/x"),
+        # IP literals are hosts (pages may live on one), spelled one way.
+        ("http://[0:0::1]/", "http://[::1]/"),
+        ("http://[2001:DB8::1]/", "http://[2001:db8::1]/"),
+        ("http://192.0.2.1./", "http://192.0.2.1/"),
+        ("https://xn--bcher-kva.example/", "https://xn--bcher-kva.example/"),
+        ("https://a-b.c0.example/", "https://a-b.c0.example/"),
+        ("https://" + "a" * 63 + ".example/", "https://" + "a" * 63 + ".example/"),
     ],
 )
 def test_canonical_form(raw: str, expected: str) -> None:
@@ -49,6 +56,24 @@ def test_canonical_form(raw: str, expected: str) -> None:
         ("https://example.com:0x50/", "parsed"),
         ("https://a..b/", "valid host"),
         ("https://example.com/" + "x" * 2048, "2048"),
+        ("http://localhost/", "single-label"),
+        ("http://intranet:8080/", "single-label"),
+        ("https://exa_mple.com/", "valid host name"),
+        ("https://-example.com/", "valid host name"),
+        ("https://example-.com/", "valid host name"),
+        ("https://" + "a" * 64 + ".example/", "valid host name"),
+        ("https://" + "abcdefghi." * 25 + "example/", "longer than 253"),
+        ("https://example.com../", "valid host name"),
+        ("https://ex%61mple.com/", "valid host name"),
+        ("http://999.0.0.1/", "not an IP address"),
+        ("http://010.0.0.1/", "not an IP address"),
+        ("https://example.123/", "not an IP address"),
+        ("http://[fe80::1%25eth0]/", "zone"),
+        ("https://example.com/\x85", "control"),
+        ("https://example.com/\x7f", "control"),
+        ("https://\u2024example.com/", "valid"),
+        ("HTTPS://user:pw@example.com/", "user name"),
+        ("data:text/html,<p>", "absolute"),
     ],
 )
 def test_invalid_urls_say_why(raw: str, reason: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aggregator.runtime import redis_client
 from aggregator.store import Store
+from tests.cluster import either_redis_url  # noqa: F401  (runs each test on both)
 from tests.fakeupstream import FakeUpstream, Fault
 from tests.service import FlaresProcess, providers_env, wait_for
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from aggregator.api.access import WRITE_ERRORS, key_fingerprint
 from aggregator.api.deps import RuntimeDep, parse_url, require_write
 from aggregator.api.errors import ApiError
 from aggregator.api.models import (
@@ -30,20 +30,19 @@ from aggregator.sources import EMAIL
 from aggregator.urls import domain_allowed
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
+CLOSED_OR_NOT_ALLOWED = "Writes are closed (no admin key configured), or the domain is not allowed"
 WriteDep = Annotated[bool, Depends(require_write)]
 ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorBody, "description": "The body or the URL is not valid"},
-    401: {"model": ErrorBody, "description": "The admin key is configured and missing"},
+    **WRITE_ERRORS,
     503: {"model": ErrorBody, "description": "Redis does not answer"},
 }
 
 
 def who(runtime: Runtime, admin: bool) -> str:
-    """A fingerprint of the admin key for the audit log; the key itself is never stored."""
-    key = runtime.settings.admin_key
-    if not admin or key is None:
-        return "no-key"
-    return hashlib.sha256(b"flares-audit\x00" + key.get_secret_value().encode()).hexdigest()[:12]
+    """A fingerprint of the admin key for the audit log; `no-key` for an --insecure-open write."""
+    fingerprint = key_fingerprint(runtime.settings) if admin else None
+    return fingerprint or "no-key"
 
 
 async def audit(runtime: Runtime, admin: bool, action: str, target: str, detail: str) -> None:
@@ -122,7 +121,7 @@ async def untrack(
 @router.put(
     "/counts",
     response_model=SetCountResponse,
-    responses={**ERRORS, 403: {"model": ErrorBody, "description": "The domain is not allowed"}},
+    responses={**ERRORS, 403: {"model": ErrorBody, "description": CLOSED_OR_NOT_ALLOWED}},
 )
 async def set_count(
     runtime: RuntimeDep, body: SetCountRequest, admin: WriteDep

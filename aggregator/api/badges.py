@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import replace
 from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aggregator.api.badge_params import (
     GREY,
@@ -34,8 +33,10 @@ from aggregator.api.badge_params import (
     UrlParam,
     pending,
 )
-from aggregator.api.deps import NotTracked, RuntimeDep, lookup
-from aggregator.api.errors import ApiError
+from aggregator.api.deps import AdmissionDep, NotTracked, RuntimeDep
+from aggregator.api.errors import STORE_DOWN, ApiError
+from aggregator.api.lastserved import LastServed, LastServedDep, Read, read
+from aggregator.api.limits import Admission, LimitReached
 from aggregator.badges import render_badge
 from aggregator.runtime import Runtime
 from aggregator.sources import Served
@@ -55,6 +56,7 @@ __all__ = [
     "badge_response",
     "badge_route",
     "cached_response",
+    "read_found",
     "read_record",
     "router",
     "svg_error",
@@ -67,25 +69,42 @@ SVG_HEADERS = {
 }
 
 
-async def read_record(runtime: Runtime, url: str | None) -> UrlRecord:
-    """The page's counts, or a BadgeError saying why there are none."""
+async def read_found(
+    runtime: Runtime, url: str | None, admission: Admission, last: LastServed | None = None
+) -> Read:
+    """The page's counts (while Redis is away, the last served, if `last` holds them), or a
+    BadgeError saying why there are none."""
     if not url:
         raise BadgeError("missing url")
     try:
-        return await lookup(runtime, url)
+        return await read(runtime, last, url, admission)
     except NotTracked as exc:
         # An untracked page is tracked on first read only on an allowed domain, so with an
         # allow-list this page never will be; without one an admin must track it.
         reason = "not allowed" if runtime.settings.allowed_domains else "not tracked"
         raise BadgeError(reason) from exc
+    except LimitReached as exc:
+        # Not the page's fault: grey, and short-lived like any error badge.
+        raise BadgeError(exc.badge, GREY) from exc
     except ApiError as exc:
         raise BadgeError("invalid url") from exc
-    except (RedisConnectionError, RedisTimeoutError) as exc:
+    except STORE_DOWN as exc:
         raise BadgeError("unavailable", GREY) from exc
 
 
+async def read_record(runtime: Runtime, url: str | None, admission: Admission) -> UrlRecord:
+    """The page's counts, or a BadgeError saying why there are none."""
+    return (await read_found(runtime, url, admission)).record
+
+
 async def badge_for(
-    runtime: Runtime, url: str | None, network: str, look: Look, numbers: Numbers
+    runtime: Runtime,
+    admission: Admission,
+    last: LastServed,
+    url: str | None,
+    network: str,
+    look: Look,
+    numbers: Numbers,
 ) -> Badge:
     """What the badge says: the count, or in grey/red what kept it from showing one."""
     provider = runtime.providers.get(network)
@@ -93,28 +112,32 @@ async def badge_for(
         return BadgeError("unknown network").badge(TOTAL_LABEL, look)
     label = provider.label.lower() if provider else TOTAL_LABEL
     try:
-        record = await read_record(runtime, url)
+        found = await read_found(runtime, url, admission, last)
     except BadgeError as exc:
         return exc.badge(label, look)
-    served = Served(record, runtime.sources)
+    served = Served(found.record, runtime.sources)
     if provider is None:
         count = served.total if served.counted else None
     else:
         count = served.count(network)
     if count is None:
         return pending().badge(label, look)
-    return look.badge(label, count, numbers)
+    badge = look.badge(label, count, numbers)
+    # Last-served counts are shown, but caches are to ask again soon for current ones.
+    return replace(badge, max_age=PENDING_MAX_AGE) if found.stale else badge
 
 
 async def queried_badge(
     runtime: RuntimeDep,
+    admission: AdmissionDep,
+    last: LastServedDep,
     look: LookDep,
     numbers: NumbersDep,
     url: UrlParam = None,
     network: NetworkParam = TOTAL,
 ) -> Badge:
     """The badge for `?url=...&network=...`, as /badge.svg and the shields JSON serve it."""
-    return await badge_for(runtime, url, network, look, numbers)
+    return await badge_for(runtime, admission, last, url, network, look, numbers)
 
 
 QueriedBadge = Annotated[Badge, Depends(queried_badge)]
@@ -202,6 +225,8 @@ async def badge(found: QueriedBadge, look: LookDep, if_none_match: EtagHeader = 
 @router.get("/badge/{network}.svg", response_class=Response, responses=SVG_DOC)
 async def network_badge(
     runtime: RuntimeDep,
+    admission: AdmissionDep,
+    last: LastServedDep,
     network: str,
     look: LookDep,
     numbers: NumbersDep,
@@ -209,5 +234,5 @@ async def network_badge(
     if_none_match: EtagHeader = None,
 ) -> Response:
     """The same badge with the network in the path."""
-    found = await badge_for(runtime, url, network, look, numbers)
+    found = await badge_for(runtime, admission, last, url, network, look, numbers)
     return badge_response(found, look.style, if_none_match)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from aggregator.api.badge_params import (
     OK_MAX_AGE,
+    PENDING_MAX_AGE,
     TOTAL_LABEL,
     BadgeError,
     EtagHeader,
@@ -20,11 +21,12 @@ from aggregator.api.badges import (
     SVG_DOC,
     badge_response,
     badge_route,
-    read_record,
+    read_found,
     svg_error,
     svg_response,
 )
-from aggregator.api.deps import RuntimeDep
+from aggregator.api.deps import AdmissionDep, RuntimeDep
+from aggregator.api.lastserved import LastServedDep
 from aggregator.badges.bar import Segment, render_bar
 from aggregator.runtime import Runtime
 from aggregator.sources import Served
@@ -59,6 +61,8 @@ def segments(runtime: Runtime, served: Served, names: list[str], numbers: Number
 @router.get("/bar.svg", response_class=Response, responses=SVG_DOC)
 async def bar(
     runtime: RuntimeDep,
+    admission: AdmissionDep,
+    last: LastServedDep,
     numbers: NumbersDep,
     url: UrlParam = None,
     networks: Annotated[
@@ -74,7 +78,8 @@ async def bar(
     """`251 Flares  Twitter 110  Facebook 58 ...`: the total, then each network's count."""
     try:
         names = pick_networks(runtime, networks)
-        record = await read_record(runtime, url)
+        found = await read_found(runtime, url, admission, last)
+        record = found.record
         served = Served(record, runtime.sources)
         if not served.counted:
             raise pending()
@@ -83,4 +88,6 @@ async def bar(
     lead = FLARES if numbers.hides(served.total) else f"{numbers.text(served.total)} {FLARES}"
     names = names or runtime.shown(record)
     svg = render_bar(lead, segments(runtime, served, names, numbers))
-    return svg_response(svg, numbers.max_age(OK_MAX_AGE), if_none_match)
+    # Last-served counts are shown, but caches are to ask again soon for current ones.
+    max_age = PENDING_MAX_AGE if found.stale else numbers.max_age(OK_MAX_AGE)
+    return svg_response(svg, max_age, if_none_match)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Response
 
-from aggregator.api.admin import audit, page
-from aggregator.api.deps import RuntimeDep, lookup, parse_url, require_write
+from aggregator.api.access import WRITE_ERRORS
+from aggregator.api.admin import CLOSED_OR_NOT_ALLOWED, audit, page
+from aggregator.api.deps import AdmissionDep, RuntimeDep, parse_url, require_write
 from aggregator.api.errors import ApiError
+from aggregator.api.lastserved import STALE_HEADERS, LastServedDep, read
+from aggregator.api.limits import LIMIT_ERRORS
 from aggregator.api.models import (
     CountsResponse,
     ErrorBody,
@@ -51,18 +55,18 @@ def network_state(rec: NetworkRecord | None, source: Source) -> NetworkState:
     return "ok"
 
 
-def counts_body(runtime: Runtime, record: UrlRecord) -> dict[str, Any]:
+def counts_body(runtime: Runtime, record: UrlRecord, *, stale: bool = False) -> dict[str, Any]:
     """The counts of one URL as CountsResponse's JSON: every active provider, plus networks that
     hold a count. Plain data, not models: a bulk answer holds ten thousand network entries, and
     building and validating models for data the store has typed already took most of its time
     (tests/test_api.py validates the result against the model)."""
     served = Served(record, runtime.sources)
-    names = sorted(runtime.active | set(record.networks))
+    counts = served.counts
     networks = {}
-    for name in names:
+    for name in sorted(runtime.active | record.networks.keys()):
         rec, source = record.networks.get(name), served.source(name)
         networks[name] = {
-            "count": served.count(name),
+            "count": counts.get(name),
             "source": source,
             "clicks": rec.clicks if rec else 0,
             "fetched_at": timestamp(rec.fetched_at) if rec else None,
@@ -71,17 +75,22 @@ def counts_body(runtime: Runtime, record: UrlRecord) -> dict[str, Any]:
         }
     return {
         "url": record.url,
-        "state": "ok" if served.counted else "pending",
+        "state": "ok" if counts else "pending",
         "total": served.total,
         "networks": networks,
         "tracked_at": datetime.fromtimestamp(record.tracked_at, UTC),
         "updated_at": timestamp(record.updated_at),
+        "aliases": list(record.aliases),
+        "stale": stale,
     }
 
 
-def json_response(body: object, status: int = 200) -> Response:
+def json_response(
+    body: object, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     """JSON as the models would write it (UTC times end in Z), without validating it again."""
-    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), status, media_type=JSON)
+    content = orjson.dumps(body, option=orjson.OPT_UTC_Z)
+    return Response(content, status, headers=headers, media_type=JSON)
 
 
 @router.get(
@@ -91,15 +100,21 @@ def json_response(body: object, status: int = 200) -> Response:
         **ERRORS,
         202: {"model": CountsResponse, "description": "Tracked, first counts not fetched yet"},
         404: {"model": ErrorBody, "description": "Not tracked and not on an allowed domain"},
+        **LIMIT_ERRORS,
     },
 )
 async def get_counts(
     runtime: RuntimeDep,
+    last: LastServedDep,
+    admission: AdmissionDep,
     url: Annotated[str, Query(description="Page URL", max_length=4096)],
 ) -> Response:
-    """Total and per-network counts of one page, served from Redis."""
-    body = counts_body(runtime, await lookup(runtime, url))
-    return json_response(body, 202 if body["state"] == "pending" else 200)
+    """Total and per-network counts of one page, served from Redis; while Redis is away, the
+    counts last served, marked `stale` (and with a `Flares-Stale` header), else 503."""
+    found = await read(runtime, last, url, admission)
+    body = counts_body(runtime, found.record, stale=found.stale)
+    status = 202 if body["state"] == "pending" else 200
+    return json_response(body, status, STALE_HEADERS if found.stale else None)
 
 
 @router.post(
@@ -109,8 +124,8 @@ async def get_counts(
     responses={
         **ERRORS,
         200: {"model": TrackResponse, "description": "Already tracked"},
-        401: {"model": ErrorBody, "description": "The admin key is configured and missing"},
-        403: {"model": ErrorBody, "description": "The domain is not allowed"},
+        401: WRITE_ERRORS[401],
+        403: {"model": ErrorBody, "description": CLOSED_OR_NOT_ALLOWED},
     },
 )
 async def track_url(
@@ -133,7 +148,7 @@ async def track_url(
     response_model=RefreshResponse,
     responses={
         **ERRORS,
-        401: {"model": ErrorBody, "description": "The admin key is configured and missing"},
+        **WRITE_ERRORS,
         404: {"model": ErrorBody, "description": "The page is not tracked"},
     },
 )

@@ -1,18 +1,18 @@
-"""Dependencies shared by the routers: the runtime, the admin check, URL lookup."""
+"""Dependencies shared by the routers: the runtime, the write check, the reader, URL lookup."""
 
 from __future__ import annotations
 
-import hmac
-import time
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from aggregator.api.access import check_write
 from aggregator.api.errors import ApiError
+from aggregator.api.limits import Admission, client_address
 from aggregator.config import Settings
 from aggregator.runtime import Runtime
 from aggregator.store import UrlRecord
-from aggregator.urls import InvalidURL, canonical, domain_allowed
+from aggregator.urls import InvalidURL, canonical
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -24,31 +24,20 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def is_admin(runtime: Runtime, authorization: str | None) -> bool:
-    """Whether the request carries the configured admin key (compared in constant time)."""
-    key = runtime.settings.admin_key
-    if key is None or not authorization:
-        return False
-    scheme, _, token = authorization.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        token.strip().encode(), key.get_secret_value().encode()
-    )
-
-
 async def require_write(
-    runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
+    request: Request, runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
 ) -> bool:
-    """Allow a write: with the key when one is configured; returns whether the caller is admin."""
-    if runtime.settings.admin_key is None:
-        return False
-    if not is_admin(runtime, authorization):
-        raise ApiError(
-            401,
-            "admin key required",
-            "send Authorization: Bearer <FLARES_ADMIN_KEY>",
-            {"WWW-Authenticate": "Bearer"},
-        )
-    return True
+    """Allow a write: with the admin key, or by anyone when `flares serve --insecure-open`
+    started this app without one; returns whether the caller holds the key."""
+    insecure_open: bool = request.app.state.insecure_open
+    return check_write(runtime.settings, authorization, insecure_open)
+
+
+async def get_admission(request: Request, runtime: RuntimeDep) -> Admission:
+    return Admission(runtime, client_address(request, runtime.settings.trusted_proxies))
+
+
+AdmissionDep = Annotated[Admission, Depends(get_admission)]
 
 
 def parse_url(raw: str, settings: Settings) -> str:
@@ -67,12 +56,12 @@ class NotTracked(ApiError):
         )
 
 
-async def lookup(runtime: Runtime, raw_url: str) -> UrlRecord:
-    """Find a URL; on an allowed domain an untracked one is tracked on this first read."""
+async def lookup(runtime: Runtime, raw_url: str, admission: Admission) -> UrlRecord:
+    """Find a URL; on an allowed domain an untracked one is tracked on this first read, within
+    the limits (aggregator/api/limits.py)."""
     url = parse_url(raw_url, runtime.settings)
     record = await runtime.store.get(url)
-    if record is None and domain_allowed(url, runtime.settings.allowed_domains):
-        await runtime.store.track(url, time.time())
+    if record is None and await admission.track(url):
         record = await runtime.store.get(url)
     if record is None:
         raise NotTracked(url)

@@ -37,8 +37,9 @@ from aggregator.api.badges import (
     svg_response,
 )
 from aggregator.api.counts import ERRORS
-from aggregator.api.deps import RuntimeDep, lookup
+from aggregator.api.deps import AdmissionDep, RuntimeDep, lookup
 from aggregator.api.errors import ApiError
+from aggregator.api.limits import LIMIT_ERRORS
 from aggregator.api.models import DailyCount, ErrorBody, HistoryResponse, HourlyCount
 from aggregator.badges.trend import render_trend
 from aggregator.sources import Served
@@ -109,15 +110,17 @@ def hourly(
         **ERRORS,
         400: {"model": ErrorBody, "description": "The URL or the network is not valid"},
         404: {"model": ErrorBody, "description": "Not tracked and not on an allowed domain"},
+        **LIMIT_ERRORS,
     },
 )
 async def get_history(
     runtime: RuntimeDep,
+    admission: AdmissionDep,
     url: Annotated[str, Query(description="Page URL", max_length=4096)],
     network: NetworkParam = TOTAL,
 ) -> HistoryResponse:
     """A page's daily counts (and hourly ones for its first 48 hours) of one network or all."""
-    record = await lookup(runtime, url)
+    record = await lookup(runtime, url, admission)
     history = await runtime.store.history(record.url)
     if network != TOTAL and network not in runtime.providers and network not in history:
         raise ApiError(400, "unknown network", f"{network!r} is not a provider's name or total")
@@ -149,6 +152,7 @@ def trend_text(values: Sequence[int], numbers: Numbers) -> str:
 @badge_router.get("/badge/trend.svg", response_class=Response, responses=SVG_DOC)
 async def trend_badge(
     runtime: RuntimeDep,
+    admission: AdmissionDep,
     numbers: NumbersDep,
     url: UrlParam = None,
     network: NetworkParam = TOTAL,
@@ -165,7 +169,7 @@ async def trend_badge(
     try:
         if network != TOTAL and provider is None:
             raise BadgeError("unknown network")
-        record = await read_record(runtime, url)
+        record = await read_record(runtime, url, admission)
         served = Served(record, runtime.sources)
         count = served.count(network) if provider else (served.total if served.counted else None)
         if count is None:

@@ -13,12 +13,23 @@ from aggregator.health import State
 NetworkState = Literal["ok", "pending", "error", "baseline"]
 
 
+# Longer than a URL may be (2,048), so that a long one is refused with the reason, on its own.
+PageUrl = Annotated[str, Field(max_length=4096)]
+
+
+class Body(BaseModel):
+    """A request body: a value of the wrong JSON type is refused, never coerced (false is no
+    count, "12" no number)."""
+
+    model_config = ConfigDict(strict=True)
+
+
 class ErrorBody(BaseModel):
     error: str = Field(description="What went wrong, in one line")
     detail: Any = Field(default=None, description="Specifics, when there are any")
 
 
-class TrackRequest(BaseModel):
+class TrackRequest(Body):
     url: str = Field(description="Absolute http(s) URL of the page", max_length=4096)
 
 
@@ -55,6 +66,16 @@ class CountsResponse(BaseModel):
     networks: dict[str, NetworkCount]
     tracked_at: datetime
     updated_at: datetime | None
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Other URLs of this page (old permalinks, an old domain) whose counts the "
+        "networks' counts include",
+    )
+    stale: bool = Field(
+        default=False,
+        description="true while Redis does not answer: these are the counts this server last "
+        "served for the page (the response also carries `Flares-Stale: true`)",
+    )
 
 
 class DailyCount(BaseModel):
@@ -81,16 +102,18 @@ class HistoryResponse(BaseModel):
     )
 
 
-class BulkCountsRequest(BaseModel):
-    urls: list[str] = Field(
+class BulkCountsRequest(Body):
+    urls: list[PageUrl] = Field(
         description="Page URLs, each answered on its own", min_length=1, max_length=1000
     )
 
 
 class BulkCount(BaseModel):
     url: str = Field(description="As sent")
-    status: Literal[200, 202, 400, 404] = Field(
-        description="What GET /api/v1/counts would answer for this URL alone"
+    status: Literal[200, 202, 400, 403, 404, 429, 503] = Field(
+        description="What GET /api/v1/counts would answer for this URL alone (403, 429: a limit "
+        "kept a read from tracking it; 503: Redis did not answer and this server has no "
+        "last-served counts of the page)"
     )
     counts: CountsResponse | None = None
     error: ErrorBody | None = None
@@ -197,7 +220,7 @@ class ReadyResponse(BaseModel):
     scheduler: str
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(Body):
     """Exactly one of: a page, every page of a domain, or everything."""
 
     url: str | None = Field(default=None, max_length=4096)
@@ -233,10 +256,11 @@ class ShieldsEndpoint(BaseModel):
     style: str | None = Field(default=None, description="The style asked for, if any")
 
 
-PageUrl = Annotated[str, Field(max_length=4096)]
+# Each alias is one more request per page and network, in every variant its site fetches.
+MAX_ALIASES = 20
 
 
-class TrackManyRequest(BaseModel):
+class TrackManyRequest(Body):
     urls: list[PageUrl] = Field(description="Page URLs to track", min_length=1, max_length=1000)
 
 
@@ -251,13 +275,13 @@ class TrackManyResponse(BaseModel):
     refused: list[Refused] = Field(description="Invalid URLs and domains not allowed")
 
 
-class BaselineRow(BaseModel):
+class BaselineRow(Body):
     url: PageUrl
     network: str = Field(description="A provider's name, or email", max_length=64)
     count: int = Field(description="The count the network had: a floor", ge=0)
 
 
-class BaselinesRequest(BaseModel):
+class BaselinesRequest(Body):
     rows: list[BaselineRow] = Field(min_length=1, max_length=1000)
 
 
@@ -308,3 +332,18 @@ class AuditEntryOut(BaseModel):
 
 class AuditResponse(BaseModel):
     entries: list[AuditEntryOut] = Field(description="Newest first")
+
+
+class AliasesRequest(Body):
+    url: PageUrl = Field(description="The tracked page")
+    aliases: list[PageUrl] = Field(
+        description="Every alias the page is to have (replacing those it had): URLs of the same "
+        "page whose counts are fetched and added to its own",
+        max_length=MAX_ALIASES,
+    )
+
+
+class AliasesResponse(BaseModel):
+    url: str = Field(description="The page, canonical")
+    aliases: list[str] = Field(description="Its aliases now, canonical")
+    previous: list[str] = Field(description="The aliases it had before this request")

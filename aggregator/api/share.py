@@ -19,8 +19,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 
 from aggregator.api.counts import ERRORS
-from aggregator.api.deps import RuntimeDep, lookup
+from aggregator.api.deps import AdmissionDep, RuntimeDep, lookup
 from aggregator.api.errors import ApiError
+from aggregator.api.limits import LIMIT_ERRORS, client_address, day_salt
 from aggregator.api.models import ErrorBody
 from aggregator.badges.svg import safe_link
 from aggregator.runtime import Runtime
@@ -54,17 +55,6 @@ def counts_as_person(user_agent: str | None) -> TypeGuard[str]:
     if user_agent is None or not user_agent.strip():
         return False
     return BOTS.search(user_agent) is None
-
-
-def client_address(request: Request, trusted_proxies: int) -> str:
-    """The socket peer; behind `trusted_proxies` proxies, the X-Forwarded-For entry the
-    outermost of them added (entries further left are whatever the client sent)."""
-    if trusted_proxies:
-        hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
-        hops = [h for h in hops if h]
-        if len(hops) >= trusted_proxies:
-            return hops[-trusted_proxies]
-    return request.client.host if request.client else ""
 
 
 def visitor_hash(salt: str, day: int, address: str, user_agent: str) -> str:
@@ -101,12 +91,8 @@ async def count_share(runtime: Runtime, request: Request, network: str, url: str
     if not counts_as_person(user_agent):
         return
     day = int(clock() // DAY_SECONDS)
-    settings = runtime.settings
-    if settings.share_salt is not None:
-        salt = settings.share_salt.get_secret_value()
-    else:
-        salt = await runtime.store.share_salt(day)
-    address = client_address(request, settings.trusted_proxies)
+    salt = await day_salt(runtime, day)
+    address = client_address(request, runtime.settings.trusted_proxies)
     visitor = visitor_hash(salt, day, address, user_agent)
     await runtime.store.count_click(url, network, visitor, day)
 
@@ -119,10 +105,12 @@ async def count_share(runtime: Runtime, request: Request, network: str, url: str
         **ERRORS,
         302: {"description": "Counted (unless a bot or a repeat today); on to the share page"},
         404: {"model": ErrorBody, "description": "Unknown network, or a page not tracked"},
+        **LIMIT_ERRORS,
     },
 )
 async def share(
     runtime: RuntimeDep,
+    admission: AdmissionDep,
     request: Request,
     network: str,
     url: Annotated[str, Query(description="Page URL", max_length=4096)],
@@ -133,7 +121,7 @@ async def share(
     Only tracked pages (or, as on a read, pages on an allowed domain) are counted and redirected
     to; the redirect goes to the network, never to the page, so it cannot be an open redirect.
     """
-    record = await lookup(runtime, url)
+    record = await lookup(runtime, url, admission)
     page = share_page(runtime, network, record.url, title)
     if page is None:
         raise ApiError(404, "unknown network", f"no share page for {network[:64]!r}")

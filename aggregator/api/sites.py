@@ -81,7 +81,11 @@ async def site_totals(runtime: RuntimeDep, request: Request, domain: DomainPath)
     )
 
 
-@router.get("/{domain}/top", response_model=SiteTop, responses=SITE_ERRORS)
+@router.get(
+    "/{domain}/top",
+    response_model=SiteTop,
+    responses={**SITE_ERRORS, 404: {"model": ErrorBody, "description": "No such network"}},
+)
 async def site_top(
     runtime: RuntimeDep,
     request: Request,

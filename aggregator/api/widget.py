@@ -14,7 +14,7 @@ from aggregator.api.badges import (
     cached_response,
     read_record,
 )
-from aggregator.api.deps import RuntimeDep
+from aggregator.api.deps import AdmissionDep, RuntimeDep
 from aggregator.api.share import counted_link
 from aggregator.runtime import Runtime
 from aggregator.sources import Served
@@ -90,6 +90,7 @@ def bar(
 )
 async def widget(
     runtime: RuntimeDep,
+    admission: AdmissionDep,
     request: Request,
     url: Annotated[str | None, Query(description="Page URL")] = None,
     title: Annotated[str, Query(description="Page title, for the share pages")] = "",
@@ -100,7 +101,8 @@ async def widget(
 ) -> Response:
     """A page's share bar as a self-contained HTML page for an iframe; needs no JavaScript."""
     try:
-        body, max_age = bar(runtime, request, await read_record(runtime, url), title, networks)
+        record = await read_record(runtime, url, admission)
+        body, max_age = bar(runtime, request, record, title, networks)
     except BadgeError as exc:
         # Always 200 and a sentence, as the badges do: the page shows inside a publisher's page.
         message = f"No share counts for this page: {exc.message}."

@@ -1,0 +1,74 @@
+"""The counts each page was last served with, to answer from while Redis is away."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from aggregator.api.deps import lookup, parse_url
+from aggregator.api.errors import STORE_DOWN
+from aggregator.api.limits import Admission
+from aggregator.runtime import Runtime
+from aggregator.store import UrlRecord
+
+# Sent with every answer built from the cache: the counts may be behind what Redis holds.
+STALE_HEADERS = {"Flares-Stale": "true", "Cache-Control": "no-store"}
+
+
+class LastServed:
+    """The last record served per page, least recently served dropped first; one per app."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._records: OrderedDict[str, UrlRecord] = OrderedDict()
+
+    def keep(self, record: UrlRecord) -> None:
+        """Hold the record just served, as the most recent."""
+        if self._size <= 0:
+            return
+        self._records[record.url] = record
+        self._records.move_to_end(record.url)
+        if len(self._records) > self._size:
+            self._records.popitem(last=False)
+
+    def get(self, url: str) -> UrlRecord | None:
+        """The record last served for a canonical URL, if still held."""
+        record = self._records.get(url)
+        if record is not None:
+            self._records.move_to_end(url)
+        return record
+
+
+@dataclass(frozen=True)
+class Read:
+    """A page's record, and whether it came from the cache because Redis did not answer."""
+
+    record: UrlRecord
+    stale: bool = False
+
+
+async def read(
+    runtime: Runtime, last: LastServed | None, raw_url: str, admission: Admission
+) -> Read:
+    """The page's record from Redis; while Redis is away the last one served, else the error."""
+    try:
+        record = await lookup(runtime, raw_url, admission)
+    except STORE_DOWN:
+        held = last.get(parse_url(raw_url, runtime.settings)) if last is not None else None
+        if held is None:
+            raise
+        return Read(held, stale=True)
+    if last is not None:
+        last.keep(record)
+    return Read(record)
+
+
+async def get_last_served(request: Request) -> LastServed:
+    last: LastServed = request.app.state.last_served
+    return last
+
+
+LastServedDep = Annotated[LastServed, Depends(get_last_served)]
