@@ -5,13 +5,22 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aggregator.config import Settings
-from aggregator.fetch import MAX_MESSAGE, UNAVAILABLE_WAIT, Executor, FetchOutcome, chunks, scrub
+from aggregator.fetch import (
+    MAX_MESSAGE,
+    UNAVAILABLE_WAIT,
+    Executor,
+    FetchOutcome,
+    chunks,
+    scrub,
+    with_query,
+)
 from aggregator.gate import Gate
 from aggregator.pools import Pools
 from aggregator.runtime import redis_client
@@ -421,3 +430,12 @@ async def test_no_request_goes_out_when_redis_cannot_admit_it(
     assert {e.kind for e in outcome.errors.values()} == {"deferred"}
     assert "Redis did not answer" in next(iter(outcome.errors.values())).message
     assert outcome.wait == UNAVAILABLE_WAIT
+
+
+def test_query_parameters_are_encoded_onto_the_url() -> None:
+    page = "https://example.com/a b?x=1&y=é#frag"
+    url = with_query("http://net.test/count?v=2", [("url", page), ("url", "https://e.org/")])
+    assert url.startswith("http://net.test/count?v=2&url=")
+    assert parse_qsl(urlsplit(url).query) == [("v", "2"), ("url", page), ("url", "https://e.org/")]
+    assert with_query("http://net.test/count", [("url", "u")]) == "http://net.test/count?url=u"
+    assert with_query("http://net.test/count", []) == "http://net.test/count"
