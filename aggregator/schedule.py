@@ -16,7 +16,7 @@ from aggregator.config import ScheduleSettings, Settings
 from aggregator.fetch import Executor, throttle_wait
 from aggregator.health import fingerprint
 from aggregator.store import Claim, Store
-from aggregator.variants import Gathering, spellings
+from aggregator.variants import Gathering, borrowed, spellings, unheld
 from providers.base import Observation, Problem, Provider
 
 log = logging.getLogger(__name__)
@@ -111,14 +111,29 @@ class Poller:
             return 0
         urls = sorted(claimed)
         intervals = {u: refresh_interval(now - claimed[u].tracked_at, self._conf) for u in urls}
+        asked = {
+            name: {
+                u: spellings(u, claimed[u].aliases, self._settings, provider)
+                for u in urls
+                if owes(claimed[u].fetched[name], intervals[u], now)
+            }
+            for name, provider in self._providers.items()
+        }
+        variants = {
+            s
+            for pages in asked.values()
+            for u, spelled in pages.items()
+            for s in borrowed(u, claimed[u].aliases, spelled)
+        }
+        # Only where variants are on: a round trip to learn which are pages of their own.
+        held = await self._store.held(variants) if variants else set()
         rounds = await asyncio.gather(
             *(
                 self._refresh(
                     provider,
                     {
-                        u: spellings(u, claimed[u].aliases, self._settings, provider)
-                        for u in urls
-                        if owes(claimed[u].fetched[name], intervals[u], now)
+                        u: unheld(u, claimed[u].aliases, spelled, held)
+                        for u, spelled in asked[name].items()
                     },
                 )
                 for name, provider in self._providers.items()

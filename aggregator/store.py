@@ -10,7 +10,8 @@ Keys (prefix `flares:`; `{s}` is the hash tag of a bucket's shard, see below):
 - `h:{s}<bucket>`        hash: URL id -> the URL's history (see below), in the hash of the
                          record's bucket number: apart, so that the records stay small
 - `a:{s}<bucket>`        hash: alias URL id -> the page URL it is an alias of (the alias's
-                         bucket number), so that no URL is a page's alias and counted elsewhere
+                         bucket number), so that no URL is a page's alias and counted elsewhere,
+                         and so that a read of an alias finds its page
 - `names`                hash: network or part name -> the small number records use for it
 - `{provider:<name>}`    hash: last_success_at, last_failure_at, last_error (and its _kind and
                          _status), consecutive_failures, ok_since and failing_since (when the
@@ -64,8 +65,11 @@ each a UTC day (or hour) since 1970 and the served count at its end, both as the
 from the point before (the first from 0) in varints (7 bits a byte, low first; the days'
 doubled, plus one when the count fell), so that a point mostly takes two bytes; `t` and `c` the
 newest point's day and count and `n` its length in bytes, so that a write need not decode the
-rest. The script that raises a count writes its point, replacing that day's or hour's: a point
-only where the count changed, and a day without one kept the count of the point before it.
+rest. The script that raises a count (a merge, a baseline) writes its point, replacing that
+day's or hour's: a point only where the count changed, and a day without one kept the count of
+the point before it. Beside a network's count, under its number negated, is the series of its
+share clicks never below its floor (what it shows when counted by clicks), written by the
+scripts that count a click and set a baseline.
 Daily points reach back `history_days` (the newest point older than that moves to the window's
 first day, keeping its value); hourly points are written during the first HOURLY_SECONDS a URL
 is tracked, and dropped once that day has left the daily window. Dropping a URL's data means
@@ -92,8 +96,9 @@ import hashlib
 import math
 import secrets
 import string
+import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Literal, cast
 
@@ -152,6 +157,24 @@ for i, key in ipairs(KEYS) do
   found[i] = redis.call('HGET', key, ARGV[i])
 end
 return found
+"""
+
+# One URL's record and, should it have none, the page it is an alias of (KEYS: its record and
+# alias buckets, of one shard): a read of an alias costs one more round trip, any other none.
+_FIND = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+return {raw, redis.call('HGET', KEYS[2], ARGV[1])}
+"""
+
+# Which of many URLs (of one shard on a cluster) are pages or aliases: KEYS[2i - 1] and KEYS[2i]
+# are the record and alias buckets of ARGV[i]'s; 1 where either holds it.
+_HELD = """
+local held = {}
+for i, id in ipairs(ARGV) do
+  local page = redis.call('HEXISTS', KEYS[2 * i - 1], id)
+  held[i] = math.max(page, redis.call('HEXISTS', KEYS[2 * i], id))
+end
+return held
 """
 
 _CLAIM = """
@@ -415,16 +438,19 @@ return found
 """
 )
 
-# Baselines: KEYS[k] is the bucket of the k-th row, whose arguments follow the reset flag as: id,
-# url, network number, value. A set raises the floor and the count to the value and never lowers
-# either (a floor of 0 says nothing); a reset sets both, the one way a count goes down. What the
-# network said stays in `s` while the count differs (a reset may go below it, until the next
-# fetch). Per row: -1 untracked, 0 no change, 1 changed.
-_BASELINE = """
-local reset = ARGV[1] == '1'
+# Baselines: KEYS[k] is the bucket of the k-th of n rows and KEYS[n + k] its history's, whose
+# arguments follow the reset flag, now and history days as: id, url, network number, value. A set
+# raises the floor and the count to the value and never lowers either (a floor of 0 says
+# nothing); a reset sets both, the one way a count goes down. A count that moved is a point in its
+# history, as a merge writes it, and clicks whose floor moved them one in theirs (see _CLICK).
+# What the network said stays in `s` while the count differs (a reset may go below it, until the
+# next fetch). Per row: -1 untracked, 0 no change, 1 changed.
+_BASELINE_BODY = """
+local reset, now, days = ARGV[1] == '1', tonumber(ARGV[2]), tonumber(ARGV[3])
+local n = #KEYS / 2
 local results = {}
-for k = 1, #KEYS do
-  local i = k * 4 - 2
+for k = 1, n do
+  local i = k * 4
   local id, code, v = ARGV[i], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   local raw = redis.call('HGET', KEYS[k], id)
   local rec = raw and cmsgpack.unpack(raw)
@@ -444,6 +470,12 @@ for k = 1, #KEYS do
       if e[2] > 0 then
         local seen = x.s or e[1]
         x.s = seen ~= count and seen or nil
+      end
+      if count ~= e[1] then history_add(KEYS[n + k], id, code, rec[2], count, now, days) end
+      local clicks = x.k or 0
+      local shown = math.max(clicks, floor)
+      if shown ~= math.max(clicks, x.f or 0) then
+        history_add(KEYS[n + k], id, -code, rec[2], shown, now, days)
       end
       e[1] = count
       x.f = floor > 0 and floor or nil
@@ -514,12 +546,15 @@ end
 redis.call('HSET', KEYS[1], 'throttled_until', ARGV[1])
 """
 
-# A share click: KEYS are the URL's bucket and the day's visitors of its page and network. A
-# visitor the HyperLogLog already holds changes no register, so PFADD's answer is the test (a new
-# one that changes none is missed: rare below thousands a day, and a click count can miss a
+# A share click: KEYS are the URL's bucket, the day's visitors of its page and network, and the
+# URL's history bucket, where the clicks are a series of their own (under the network's number
+# negated) of what a network counted by clicks shows: its clicks, never below its floor. A
+# visitor the HyperLogLog already holds changes no register, so PFADD's answer is the test (a
+# new one that changes none is missed: rare below thousands a day, and a click count can miss a
 # little where a set of every hash would grow without bound); one script keeps test and count
-# together. Returns -1 untracked, 0 seen today, 1 counted.
-_CLICK = """
+# together. ARGV: id, url, network number, visitor, visitors' TTL, now, history days. Returns -1
+# untracked, 0 seen today, 1 counted.
+_CLICK_BODY = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return -1 end
 local rec = cmsgpack.unpack(raw)
@@ -532,6 +567,9 @@ e[3] = e[3] or {}
 e[3].k = (e[3].k or 0) + 1
 rec[4][code] = e
 redis.call('HSET', KEYS[1], ARGV[1], cmsgpack.pack(rec))
+if e[3].k > (e[3].f or 0) then
+  history_add(KEYS[3], ARGV[1], -code, rec[2], e[3].k, tonumber(ARGV[6]), tonumber(ARGV[7]))
+end
 return 1
 """
 
@@ -809,10 +847,12 @@ class Claim:
 @dataclass(frozen=True)
 class Series:
     """One network's history of a URL, oldest first: (day, count) and (hour, count) points,
-    counted in UTC since 1970, where the served count changed (it held until the next one)."""
+    counted in UTC since 1970, where its count changed (it held until the next one); `clicks`
+    the same of its share clicks never below its floor, where either was set."""
 
     daily: list[tuple[int, int]]
     hourly: list[tuple[int, int]] = field(default_factory=list)
+    clicks: Series | None = None
 
 
 @dataclass(frozen=True)
@@ -959,6 +999,14 @@ def _points(series: Sequence[Any]) -> list[tuple[int, int]]:
     return points
 
 
+def _series(packed: Sequence[Any] | None) -> Series:
+    """A network's series from its `[daily, hourly]` (hourly left out when empty)."""
+    if packed is None:
+        return Series(daily=[])
+    daily, *hourly = packed
+    return Series(daily=_points(daily), hourly=_points(hourly[0]) if hourly else [])
+
+
 def _fetched_unless_owed(entry: list[Any] | None) -> float | None:
     """When a network last answered, None when never or not since an admin's refresh."""
     if entry is None or (len(entry) > 2 and "o" in _keyed(entry[2])):
@@ -990,6 +1038,8 @@ class Store:
         self._track = redis.register_script(_TRACK)
         self._claim = redis.register_script(_CLAIM)
         self._read_many = redis.register_script(_READ)
+        self._find = redis.register_script(_FIND)
+        self._held = redis.register_script(_HELD)
         self._merge = redis.register_script(HISTORY_LUA + _MERGE_BODY)
         self._zeroed = redis.register_script(_ZEROED)
         self._failed = redis.register_script(_FAILED)
@@ -998,8 +1048,8 @@ class Store:
         self._site = redis.register_script(_SITE_BUCKET)
         self._name = redis.register_script(_NAME)
         self._throttle = redis.register_script(_THROTTLE)
-        self._click = redis.register_script(_CLICK)
-        self._baseline = redis.register_script(_BASELINE)
+        self._click = redis.register_script(HISTORY_LUA + _CLICK_BODY)
+        self._baseline = redis.register_script(HISTORY_LUA + _BASELINE_BODY)
         self._untrack = redis.register_script(_UNTRACK)
         self._claim_alias = redis.register_script(_CLAIM_ALIAS)
         self._release_alias = redis.register_script(_RELEASE_ALIAS)
@@ -1182,6 +1232,35 @@ class Store:
             for url, p in zip(urls, packed, strict=True)
         }
 
+    async def find(self, url: str) -> UrlRecord | None:
+        """The URL's record or, when it is an alias, its page's (whose `url` says which);
+        None when neither is tracked."""
+        keys = [record_location(url)[0], alias_location(url)[0]]
+        [(raw, page)] = await self._scripts([(self._find, keys, [url_id(url)])], raw=True)
+        packed = _unpack(raw) if raw is not None else None
+        if packed is not None and packed[_URL] == url:
+            return await self._record(url, packed)
+        return await self.get(page.decode()) if page is not None else None
+
+    async def held(self, urls: Iterable[str]) -> set[str]:
+        """Those of the URLs that have a record of their own (tracked or not) or are a page's
+        alias, in one round trip."""
+        ids = {url_id(url): url for url in urls}
+        groups = self._script_groups(ids)
+        calls: list[Call] = []
+        for group in groups:
+            keys = [
+                k for i in group for k in (record_location(ids[i])[0], alias_location(ids[i])[0])
+            ]
+            calls.append((self._held, keys, group))
+        answers: list[list[int]] = await self._scripts(calls)
+        return {
+            ids[i]
+            for group, answer in zip(groups, answers, strict=True)
+            for i, found in zip(group, answer, strict=True)
+            if found
+        }
+
     async def due_at(self, url: str) -> float | None:
         """When a tracked URL is next due (or its lease ends), None when not tracked."""
         score = await self.redis.zscore(*due_location(url))
@@ -1276,8 +1355,8 @@ class Store:
                 args.append(len(obs.days))
                 for day, value in obs.days.items():
                     args += [date.fromisoformat(day).toordinal() - _EPOCH_DAY, _capped(value)]
-            keys = [record_location(i, is_id=True)[0] for i in group]
-            keys += [history_location(i, is_id=True)[0] for i in group]
+            buckets = [_bucket(i) for i in group]
+            keys = [_bucket_key("r", b) for b in buckets] + [_bucket_key("h", b) for b in buckets]
             calls.append((self._merge, keys, args))
         answers: list[list[int]] = await self._scripts(calls, durable=True)
         had, zeroed = sum(a[0] for a in answers), sum(a[1] for a in answers)
@@ -1298,13 +1377,13 @@ class Store:
             [raw] = await pipe.execute()
         if raw is None:
             return {}
-        found: dict[str, Series] = {}
         # Raw: a series' points are bytes, not text.
-        packed = msgpack.unpackb(raw, raw=True, strict_map_key=False)
-        for code, (daily, *hourly) in _keyed(packed).items():
-            found[await self._name_of(code)] = Series(
-                daily=_points(daily), hourly=_points(hourly[0]) if hourly else []
-            )
+        packed = _keyed(msgpack.unpackb(raw, raw=True, strict_map_key=False))
+        found: dict[str, Series] = {}
+        # A network's clicks are under its number negated, and may be all it has.
+        for code in sorted({abs(c) for c in packed}):
+            clicks = _series(packed[-code]) if -code in packed else None
+            found[await self._name_of(code)] = replace(_series(packed.get(code)), clicks=clicks)
         return dict(sorted(found.items()))
 
     async def share_salt(self, day: int) -> str:
@@ -1318,14 +1397,18 @@ class Store:
             self._salt = (day, salt)
         return self._salt[1]
 
-    async def count_click(self, url: str, network: str, visitor: str, day: int) -> bool:
+    async def count_click(
+        self, url: str, network: str, visitor: str, day: int, *, now: float | None = None
+    ) -> bool:
         """Count a share click on a tracked URL unless this visitor was counted for its page and
-        network that day; whether it counted. `visitor` is a salted hash, never an address."""
+        network that day (its history's point at `now`, by default the clock's); whether it
+        counted. `visitor` is a salted hash, never an address."""
         key, ident = record_location(url)
         [code] = await self._codes_for([network])
-        visitors = visitors_key(ident, code, day)
-        args: list[str | int] = [ident, url, code, visitor, CLICK_TTL]
-        [counted] = await self._scripts([(self._click, [key, visitors], args)], durable=True)
+        keys = [key, visitors_key(ident, code, day), history_location(ident, is_id=True)[0]]
+        at = _seconds(time.time() if now is None else now)
+        args: list[str | int] = [ident, url, code, visitor, CLICK_TTL, at, self.history_days]
+        [counted] = await self._scripts([(self._click, keys, args)], durable=True)
         return bool(counted == 1)
 
     async def untrack(self, url: str, *, purge: bool = False) -> bool | None:
@@ -1390,23 +1473,30 @@ class Store:
         await self._scripts(calls)
 
     async def set_baselines(
-        self, rows: Sequence[tuple[str, str, int]], *, reset: bool = False
+        self,
+        rows: Sequence[tuple[str, str, int]],
+        *,
+        reset: bool = False,
+        now: float | None = None,
     ) -> list[bool | None]:
         """Set (url, network, value) baselines: the count rises to the value, or with `reset`
-        becomes it; per row whether anything changed, None for an untracked URL."""
+        becomes it (a point in its history at `now`, by default the clock's); per row whether
+        anything changed, None for an untracked URL."""
         if not rows:
             return []
         codes = await self._codes_for([network for _, network, _ in rows])
         groups: dict[int, list[int]] = {}
         for row, (url, _, _) in enumerate(rows):
             groups.setdefault(shard_of(url), []).append(row)
+        at = _seconds(time.time() if now is None else now)
         calls: list[Call] = []
         for members in groups.values():
-            args: list[str | int] = [int(reset)]
+            args: list[str | int] = [int(reset), at, self.history_days]
             for row in members:
                 url, _, value = rows[row]
                 args += [url_id(url), url, codes[row], _capped(value)]
             keys = [record_location(rows[row][0])[0] for row in members]
+            keys += [history_location(rows[row][0])[0] for row in members]
             calls.append((self._baseline, keys, args))
         answers: list[list[int]] = await self._scripts(calls, durable=True)
         changed: dict[int, int] = {}

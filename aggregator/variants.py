@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 
 from aggregator.config import Settings
 from aggregator.urls import VARIANT_KINDS, host_of, variants
@@ -21,6 +21,20 @@ def spellings(
         kinds = {k for k in VARIANT_KINDS if getattr(site, k)} - provider.merges_variants
         found += variants(spelling, kinds)
     return list(dict.fromkeys(found))
+
+
+def borrowed(url: str, aliases: Sequence[str], spelled: Sequence[str]) -> list[str]:
+    """The spellings of a page that are neither it nor one of its aliases: its variants, which
+    may be pages (or aliases) of their own."""
+    own = {url, *aliases}
+    return [s for s in spelled if s not in own]
+
+
+def unheld(url: str, aliases: Sequence[str], spelled: Sequence[str], held: Set[str]) -> list[str]:
+    """A page's spellings without the variants in `held`, pages or aliases of their own: each
+    of those counts its shares once, itself, rather than again in every page it is a variant of."""
+    dropped = {s for s in borrowed(url, aliases, spelled) if s in held}
+    return [s for s in spelled if s not in dropped]
 
 
 def fold(answers: Sequence[Observation]) -> Observation:

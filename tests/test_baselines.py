@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -246,6 +247,17 @@ async def test_bulk_baselines_answer_each_row_and_reimport_is_unchanged(
         again = await api.post("/api/v1/baselines", json={"rows": rows}, headers=AUTH)
         counts = await api.get("/api/v1/counts", params={"url": PAGE})
         entries = await audit_entries(api)
+        # The imported numbers are the history's points: the trend starts from them.
+        history = {
+            network: (await api.get("/api/v1/history", params={"url": PAGE, "network": network}))
+            for network in ("googleplus", "email", "total")
+        }
+    today = datetime.now(UTC).date().isoformat()
+    assert {n: r.json()["daily"] for n, r in history.items()} == {
+        "googleplus": [{"date": today, "count": 12}],
+        "email": [{"date": today, "count": 4}],
+        "total": [{"date": today, "count": 16}],
+    }
     assert first.status_code == 200, first.text
     body = first.json()
     assert [r["status"] for r in body["results"]] == ["ok", "ok", "error", "error", "unchanged"]

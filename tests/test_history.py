@@ -108,11 +108,52 @@ async def test_big_counts_and_a_count_an_admin_lowered(store: Store) -> None:
     await store.merge_counts("hatena", {PAGE: MAX_COUNT - 1}, T0)
     await store.merge_counts("hatena", {PAGE: MAX_COUNT}, T0 + HOUR)
     await store.merge_counts("hackernews", {PAGE: 500}, T0)
-    await store.set_baselines([(PAGE, "hackernews", 10)], reset=True)
-    await store.merge_counts("hackernews", {PAGE: 20}, T0 + DAY)
+    await store.set_baselines([(PAGE, "hackernews", 10)], reset=True, now=T0 + DAY)
+    await store.merge_counts("hackernews", {PAGE: 20}, T0 + 2 * DAY)
     history = await store.history(PAGE)
     assert history["hatena"].daily == [(D0, MAX_COUNT)]
-    assert history["hackernews"].daily == [(D0, 500), (D0 + 1, 20)]
+    assert history["hackernews"].daily == [(D0, 500), (D0 + 1, 10), (D0 + 2, 20)]
+
+
+async def test_a_baseline_that_moves_the_count_is_a_point(store: Store) -> None:
+    """A retired network shows only what was imported: its history follows the floor."""
+    await store.track(PAGE, T0 - 3 * DAY)
+    await store.set_baselines([(PAGE, "googleplus", 12)], now=T0)
+    # A re-import changes nothing, a lower floor neither; a higher one is the next point.
+    await store.set_baselines([(PAGE, "googleplus", 12)], now=T0 + DAY)
+    await store.set_baselines([(PAGE, "googleplus", 5)], now=T0 + DAY)
+    await store.set_baselines([(PAGE, "googleplus", 30)], now=T0 + 2 * DAY)
+    # Below a fetched count the floor moves but the count does not: a point for the clicks
+    # alone, which the floor raised (what the network would show if counted by clicks).
+    await store.merge_counts("hatena", {PAGE: 50}, T0)
+    await store.set_baselines([(PAGE, "hatena", 40)], now=T0 + DAY)
+    history = await store.history(PAGE)
+    floor = [(D0, 12), (D0 + 2, 30)]
+    assert history["googleplus"] == Series(daily=floor, clicks=Series(daily=floor))
+    assert history["hatena"] == Series(daily=[(D0, 50)], clicks=Series(daily=[(D0 + 1, 40)]))
+
+
+async def test_share_clicks_are_a_series_of_their_own(store: Store) -> None:
+    tracked = T0 + 30 * 60
+    await store.track(PAGE, tracked)
+    await store.merge_counts("hatena", {PAGE: 40}, tracked)
+    visits = [("a", tracked), ("b", tracked + 2 * HOUR), ("a", tracked + DAY), ("b", T0 + 3 * DAY)]
+    for visitor, at in visits:
+        for network in ("hatena", "linkedin"):
+            day = int(at // DAY)
+            assert await store.count_click(PAGE, network, visitor * 32, day, now=at)
+    # A repeat the same day is not a click, so not a point either.
+    assert not await store.count_click(PAGE, "linkedin", "a" * 32, D0 + 1, now=T0 + DAY + HOUR)
+    hour = D0 * 24
+    clicks = Series(
+        daily=[(D0, 2), (D0 + 1, 3), (D0 + 3, 4)], hourly=[(hour, 1), (hour + 2, 2), (hour + 24, 3)]
+    )
+    history = await store.history(PAGE)
+    assert history["linkedin"] == Series(daily=[], clicks=clicks)
+    assert history["hatena"] == Series(daily=[(D0, 40)], hourly=[(hour, 40)], clicks=clicks)
+    record = await store.get(PAGE)
+    assert record is not None
+    assert record.networks["linkedin"].clicks == record.networks["hatena"].clicks == 4
 
 
 def model_put(points: dict[int, int], t: int, count: int, floor: int) -> None:
@@ -135,28 +176,40 @@ async def test_random_merges_match_a_model(redis: Redis, seed: int) -> None:
     url = f"{PAGE}/{seed}"
     tracked = T0 + rng.randrange(DAY)
     await store.track(url, tracked)
-    now, served = tracked, -1
-    daily: dict[int, int] = {}
-    hourly: dict[int, int] = {}
-    for _ in range(60):
-        now += rng.choice((60, 1_000, HOUR, 5 * HOUR, DAY, 3 * DAY))
-        if served > 0 and rng.random() < 0.1:
-            # An admin's reset: the next rise may be a fall from the history's newest point.
-            served = rng.randrange(served)
-            await store.set_baselines([(url, "hatena", served)], reset=True)
-        count = max(0, served + rng.randrange(-5, 300))
-        await store.merge_counts("hatena", {url: count}, now)
-        if count <= served:
-            continue
-        served = count
+    now, served, floor = tracked, -1, 0
+    # The count's series and the floor's (the clicks' series, without clicks), daily and hourly.
+    model: tuple[dict[int, int], ...] = ({}, {}, {}, {})
+
+    def model_add(count: int, daily: dict[int, int], hourly: dict[int, int]) -> None:
         today = int(now // DAY)
         model_put(daily, today, count, today - days + 1)
         if now < tracked + HOURLY_SECONDS:
             model_put(hourly, int(now // HOUR), count, 0)
         elif tracked < (today - days + 1) * DAY:
+            # Each series drops its hours when it is next written.
             hourly.clear()
+
+    for _ in range(60):
+        now += rng.choice((60, 1_000, HOUR, 5 * HOUR, DAY, 3 * DAY))
+        if served > 0 and rng.random() < 0.1:
+            # An admin's reset: a point below the one before, as the count fell.
+            served = rng.randrange(served)
+            await store.set_baselines([(url, "hatena", served)], reset=True, now=now)
+            model_add(served, *model[:2])
+            if served != floor:
+                floor = served
+                model_add(floor, *model[2:])
+            now += rng.choice((60, HOUR, DAY))
+        count = max(0, served + rng.randrange(-5, 300))
+        await store.merge_counts("hatena", {url: count}, now)
+        if count <= served:
+            continue
+        served = count
+        model_add(count, *model[:2])
         series = (await store.history(url))["hatena"]
-        assert series == Series(sorted(daily.items()), sorted(hourly.items()))
+        daily, hourly, floor_daily, floor_hourly = (sorted(points.items()) for points in model)
+        floors = Series(floor_daily, floor_hourly) if floor_daily else None
+        assert series == Series(daily, hourly, clicks=floors)
 
 
 async def test_untracked_url_gets_no_history(store: Store, redis: Redis) -> None:
@@ -219,6 +272,41 @@ async def test_history_total_sums_networks_carrying_each_forward(make_api: ApiFa
     assert body["daily"] == [{"date": day_text(a), "count": c} for a, c in expected.items()]
     # Hacker news had no count in the first 48 hours: the hours are hatena's alone.
     assert {p["count"] for p in body["hourly"]} == {4, 5}
+
+
+async def test_history_follows_each_networks_source(make_api: ApiFactory) -> None:
+    """LinkedIn shows its clicks over its imported floor, hatena its fetched count whatever the
+    clicks on its button, and `max` networks the larger: the history follows each one."""
+    async with make_api(providers={"reddit": {"source": "max"}}) as (api, runtime):
+        store, now = runtime.store, time.time()
+        await store.track(PAGE, now - 5 * DAY)
+        await store.set_baselines([(PAGE, "linkedin", 2)], now=now - 4 * DAY)
+        await store.merge_counts("hatena", {PAGE: 5}, now - 4 * DAY)
+        await store.merge_counts("reddit", {PAGE: 2}, now - 4 * DAY)
+        for ago, visitor in zip(range(3, -1, -1), "abcd", strict=True):
+            at = now - ago * DAY
+            for network in ("linkedin", "hatena", "reddit"):
+                await store.count_click(PAGE, network, visitor * 32, int(at // DAY), now=at)
+        bodies = {
+            network: (await api.get("/api/v1/history", params={"url": PAGE, "network": network}))
+            for network in ("linkedin", "hatena", "reddit", "total")
+        }
+        trend = await api.get("/badge/trend.svg", params={"url": PAGE, "network": "linkedin"})
+        counts = (await api.get("/api/v1/counts", params={"url": PAGE})).json()
+    series = {n: [p["count"] for p in r.json()["daily"]] for n, r in bodies.items()}
+    assert series == {
+        "linkedin": [2, 2, 2, 3, 4],
+        "hatena": [5, 5, 5, 5, 5],
+        "reddit": [2, 2, 2, 3, 4],
+        "total": [9, 9, 9, 11, 13],
+    }
+    # The newest point is the number shown.
+    assert {n: c["count"] for n, c in counts["networks"].items() if c["count"]} == {
+        "linkedin": 4,
+        "hatena": 5,
+        "reddit": 4,
+    }
+    assert parse_badge(trend)[0] == "linkedin: 4, up 2 in 5 days"
 
 
 async def test_history_of_a_page_without_counts_is_empty(make_api: ApiFactory) -> None:

@@ -289,6 +289,20 @@ async def test_each_number_follows_its_source(make_api: ApiFactory) -> None:
         body = await counts_of(api)
         badge = await api.get("/badge.svg", params={"url": PAGE, "network": "linkedin"})
         total = await api.get("/badge.svg", params={"url": PAGE, "format": "full"})
+        histories = {
+            network: await api.get("/api/v1/history", params={"url": PAGE, "network": network})
+            for network in ("hackernews", "hatena", "reddit", "linkedin", EMAIL, "total")
+        }
+    # Each history ends at the number shown, whatever the clicks and counts the store holds.
+    ends = {name: r.json()["daily"][-1]["count"] for name, r in histories.items()}
+    assert ends == {
+        "hackernews": 10,
+        "hatena": 2,
+        "reddit": 50,
+        "linkedin": 2,
+        EMAIL: 2,
+        "total": 10 + 2 + 50 + 2 + 2,
+    }
     networks = body["networks"]
     shown = {name: (n["count"], n["source"], n["clicks"]) for name, n in networks.items()}
     assert shown == {

@@ -274,6 +274,27 @@ async def test_alias_count_is_added_and_shown(
         assert await store.get(old) is None
 
 
+async def test_a_variant_that_is_a_page_or_an_alias_counts_there_alone(
+    make_runtime: RuntimeFactory, fake_upstream: FakeUpstream
+) -> None:
+    """`/post` and `/post/` both tracked with slash variants on: each counts its own spelling,
+    not the other's too; nor does a page count its variant that is another page's alias."""
+    other = "https://example.com/b"
+    set_counts(fake_upstream, "hackernews", {PAGE: 5, PAGE + "/": 3, other: 11, other + "/": 20})
+    providers = {"hatena": {"enabled": False}}
+    async with make_runtime(variants={"slash": True}, providers=providers) as runtime:
+        store = runtime.store
+        await store.track_many([PAGE, PAGE + "/", other], time.time())
+        await store.set_aliases(PAGE, [other + "/"])
+        await runtime.poller.tick()
+        records = await store.get_many([PAGE, PAGE + "/", other])
+    counts = {url: r.networks["hackernews"].count for url, r in records.items() if r}
+    # The page's own alias counts with it, that alias's variant (a page) does not.
+    assert counts == {PAGE: 5 + 20, PAGE + "/": 3, other: 11}
+    asked = [q for c in fake_upstream.calls("hackernews") for k, q in c.params if k == "query"]
+    assert sorted(asked) == sorted([PAGE, PAGE + "/", other, other + "/"])
+
+
 async def test_a_failed_variant_changes_nothing(
     make_runtime: RuntimeFactory, fake_upstream: FakeUpstream
 ) -> None:

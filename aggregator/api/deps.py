@@ -57,12 +57,13 @@ class NotTracked(ApiError):
 
 
 async def lookup(runtime: Runtime, raw_url: str, admission: Admission) -> UrlRecord:
-    """Find a URL; on an allowed domain an untracked one is tracked on this first read, within
-    the limits (aggregator/api/limits.py)."""
+    """Find a URL, or the page it is an alias of (the record's `url` is the page's); on an
+    allowed domain an untracked one is tracked on this first read, within the limits
+    (aggregator/api/limits.py). An alias is never tracked on its own."""
     url = parse_url(raw_url, runtime.settings)
-    record = await runtime.store.get(url)
+    record = await runtime.store.find(url)
     if record is None and await admission.track(url):
-        record = await runtime.store.get(url)
+        record = await runtime.store.find(url)
     if record is None:
         raise NotTracked(url)
     return record

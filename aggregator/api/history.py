@@ -1,7 +1,8 @@
 """A page's counts over time: the JSON series, and the trend badge drawn from them.
 
-The store keeps a point only where a count changed; both routes spread the points over every
-day (or hour), carrying a count forward until its next point, and sum networks for the total.
+The store keeps a point only where a count or a network's share clicks changed; both routes
+follow the number each network shows (its source), spread the points over every day (or hour),
+carrying a count forward until its next point, and sum networks for the total.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from aggregator.api.errors import ApiError
 from aggregator.api.limits import LIMIT_ERRORS
 from aggregator.api.models import DailyCount, ErrorBody, HistoryResponse, HourlyCount
 from aggregator.badges.trend import render_trend
+from aggregator.config import Source
 from aggregator.sources import Served
 from aggregator.store import HOURLY_SECONDS, Series
 
@@ -55,7 +57,7 @@ badge_router = APIRouter(tags=["badges"], route_class=badge_route(svg_error))
 Points = Sequence[tuple[int, int]]
 
 
-def carried(series: Sequence[Points], steps: range) -> list[int]:
+def carried(series: Sequence[Points], steps: Sequence[int]) -> list[int]:
     """At each step, the sum over `series` of each one's last count at or before it."""
     totals = [0] * len(steps)
     for points in series:
@@ -79,11 +81,29 @@ def spread(series: Sequence[Points], floor: int, end: int) -> list[tuple[int, in
     return list(zip(steps, carried(series, steps), strict=True))
 
 
-def picked(history: Mapping[str, Series], network: str) -> list[Series]:
-    """The series that make up `network`: all of them for the total."""
-    if network == TOTAL:
-        return list(history.values())
-    return [history[network]] if network in history else []
+def larger(a: Points, b: Points) -> list[tuple[int, int]]:
+    """At each step of either, the larger of the two counts carried forward."""
+    steps = sorted({t for t, _ in (*a, *b)})
+    return list(zip(steps, map(max, carried([a], steps), carried([b], steps)), strict=True))
+
+
+def served(series: Series, source: Source) -> Series:
+    """The points of the number a network shows (aggregator/sources.py): its count, its clicks
+    (each never below the floor), or the larger of the two."""
+    clicks = series.clicks or Series(daily=[])
+    if source == "api":
+        return series
+    if source == "clicks":
+        return clicks
+    return Series(larger(series.daily, clicks.daily), larger(series.hourly, clicks.hourly))
+
+
+def picked(
+    history: Mapping[str, Series], network: str, sources: Mapping[str, Source]
+) -> list[Series]:
+    """The served series that make up `network`: all of them for the total."""
+    names = list(history) if network == TOTAL else [network] if network in history else []
+    return [served(history[name], sources.get(name, "api")) for name in names]
 
 
 def daily(series: Sequence[Series], now: float, days: int) -> list[tuple[int, int]]:
@@ -124,7 +144,8 @@ async def get_history(
     history = await runtime.store.history(record.url)
     if network != TOTAL and network not in runtime.providers and network not in history:
         raise ApiError(400, "unknown network", f"{network!r} is not a provider's name or total")
-    series, now, days = picked(history, network), time.time(), runtime.store.history_days
+    series = picked(history, network, runtime.sources)
+    now, days = time.time(), runtime.store.history_days
     return HistoryResponse(
         url=record.url,
         network=network,
@@ -179,7 +200,7 @@ async def trend_badge(
         return badge_response(exc.badge(shown, look), None, if_none_match)
     if numbers.hides(count):
         return badge_response(look.badge(shown, count, numbers), None, if_none_match)
-    days = daily(picked(history, network), time.time(), TREND_DAYS)
+    days = daily(picked(history, network, runtime.sources), time.time(), TREND_DAYS)
     # A page counted before its history began has today's count alone.
     values = [c for _, c in days] or [count]
     spoken = f"{label or name}: {numbers.text(count)}, {trend_text(values, numbers)}"
