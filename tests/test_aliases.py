@@ -99,6 +99,35 @@ async def test_find_answers_an_alias_with_its_page(store: Store) -> None:
     assert await store.find(old) is None
 
 
+async def test_find_many_answers_aliases_with_their_pages(store: Store) -> None:
+    old, other, now = "https://old.example.net/p", "https://example.com/other", time.time()
+    await store.track_many([PAGE, other], now)
+    await store.set_aliases(PAGE, [old])
+    unknown = "https://old.example.net/q"
+    found = await store.find_many([other, old, unknown, PAGE])
+    assert list(found) == [other, old, unknown, PAGE]
+    page, alias, elsewhere = found[PAGE], found[old], found[other]
+    assert page is not None and page.url == PAGE
+    assert alias == page
+    assert elsewhere is not None and elsewhere.url == other
+    assert found[unknown] is None
+
+
+async def test_bulk_read_of_an_alias_answers_its_page(make_api: ApiFactory) -> None:
+    old = "https://example.com/old-slug"
+    async with make_api(allowed_domains=["example.com"]) as (api, runtime):
+        await runtime.store.track(PAGE, time.time())
+        await runtime.store.set_aliases(PAGE, [old])
+        await runtime.store.merge_counts("hatena", {PAGE: 7}, time.time())
+        answer = await api.post("/api/v1/counts", json={"urls": [old, PAGE]})
+        tracked = await runtime.store.tracked_count()
+    [alias, page] = answer.json()["results"]
+    assert (alias["url"], alias["status"]) == (old, 200)
+    assert alias["counts"]["url"] == PAGE
+    assert alias["counts"] == page["counts"]
+    assert tracked == 1
+
+
 async def test_held_finds_pages_and_aliases(store: Store) -> None:
     """What a page's variants are checked against: a variant that is one counts there alone."""
     untracked, alias = "https://example.com/gone", "https://example.com/old"

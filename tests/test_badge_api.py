@@ -20,6 +20,7 @@ from aggregator.badges import STYLES, render_badge
 from aggregator.runtime import Runtime
 from tests.conftest import SettingsFactory
 from tests.fakeupstream import FakeUpstream
+from tests.service import free_port
 from tests.test_api import PAGE, ApiFactory, make_api
 
 # Imported for pytest: the fixture is found by its name in this module.
@@ -314,7 +315,7 @@ async def test_error_badges_ignore_colour_overrides(
 async def test_unavailable_when_redis_is_down(
     make_settings: SettingsFactory, tmp_path: Path
 ) -> None:
-    server = ValkeyServer(data_dir=tmp_path)
+    server = ValkeyServer(port=free_port(), data_dir=tmp_path)
     server.start()
     try:
         app = create_app(make_settings(), server.connection_url, scheduler=False)

@@ -21,10 +21,11 @@ router = APIRouter(prefix="/api/v1", tags=["counts"])
 async def read_many(
     runtime: Runtime, urls: list[str], admission: Admission
 ) -> tuple[dict[str, UrlRecord | None], dict[str, LimitReached]]:
-    """The pages' records; untracked ones on allowed domains are tracked, within the limits,
-    and read again. Also the pages a limit kept from being tracked, with the limit."""
+    """The pages' records (an alias's is its page's); untracked ones on allowed domains are
+    tracked, within the limits, and read again. Also the pages a limit kept from being
+    tracked, with the limit."""
     store = runtime.store
-    records = await store.get_many(urls)
+    records = await store.find_many(urls)
     added: list[str] = []
     refused: dict[str, LimitReached] = {}
     for url in urls:
