@@ -213,8 +213,17 @@ class Poller:
             )
 
 
+def _not_a_skipped_tick(record: logging.LogRecord) -> bool:
+    # A drain outlasting the tick period makes APScheduler skip the next run, by design (one
+    # tick at a time); it would log a warning for every period of a long drain.
+    return "maximum number of running instances reached" not in record.getMessage()
+
+
 def start_scheduler(poller: Poller, tick_seconds: float) -> AsyncIOScheduler:
     """Run the poller's tick now and then periodically on the running loop, never two at once."""
+    apscheduler_log = logging.getLogger("apscheduler.scheduler")
+    if _not_a_skipped_tick not in apscheduler_log.filters:
+        apscheduler_log.addFilter(_not_a_skipped_tick)
     scheduler = AsyncIOScheduler(timezone=UTC)
     scheduler.add_job(
         poller.drain,

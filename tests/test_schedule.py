@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import pytest
 from redis.asyncio import Redis
@@ -15,7 +16,7 @@ from aggregator.fetch import Executor
 from aggregator.health import assess
 from aggregator.pools import Pools
 from aggregator.runtime import Runtime
-from aggregator.schedule import Poller, refresh_interval
+from aggregator.schedule import Poller, refresh_interval, start_scheduler
 from aggregator.store import ProviderRecord, Store, Tally
 from providers.base import NetworkStatus, Provider, ProviderRequest, rebase
 from providers.hackernews import HackerNews
@@ -292,3 +293,23 @@ def test_health_states_from_records(
     make_settings: SettingsFactory, record: ProviderRecord, state: str
 ) -> None:
     assert assess(Hatena, make_settings(), record, Tally(), time.time()).state == state
+
+
+async def test_a_skipped_tick_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """A drain longer than the tick period skips runs by design: no warning for each."""
+    release = asyncio.Event()
+
+    class Slow:
+        async def drain(self) -> int:
+            await release.wait()
+            return 0
+
+    caplog.set_level(logging.INFO, logger="apscheduler")
+    scheduler = start_scheduler(cast(Poller, Slow()), 0.05)
+    try:
+        await asyncio.sleep(0.3)
+    finally:
+        release.set()
+        scheduler.shutdown(wait=False)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("tick" in r.getMessage() for r in caplog.records)
