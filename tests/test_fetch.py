@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -15,6 +16,7 @@ from aggregator.config import Settings
 from aggregator.fetch import (
     MAX_MESSAGE,
     UNAVAILABLE_WAIT,
+    Coalescing,
     Executor,
     FetchOutcome,
     chunks,
@@ -24,7 +26,14 @@ from aggregator.fetch import (
 from aggregator.gate import Gate
 from aggregator.pools import Pools
 from aggregator.runtime import redis_client
-from providers.base import NetworkStatus, ParseError, Provider, ProviderRequest, rebase
+from providers.base import (
+    NetworkStatus,
+    Observation,
+    ParseError,
+    Provider,
+    ProviderRequest,
+    rebase,
+)
 from providers.hackernews import HackerNews
 from providers.hatena import Hatena
 from tests.fakeupstream import FakeUpstream, Fault
@@ -439,3 +448,32 @@ def test_query_parameters_are_encoded_onto_the_url() -> None:
     assert parse_qsl(urlsplit(url).query) == [("v", "2"), ("url", page), ("url", "https://e.org/")]
     assert with_query("http://net.test/count", [("url", "u")]) == "http://net.test/count?url=u"
     assert with_query("http://net.test/count", []) == "http://net.test/count"
+
+
+async def test_batches_arriving_during_a_store_call_are_stored_together() -> None:
+    calls: list[list[str]] = []
+    first_started, release = asyncio.Event(), asyncio.Event()
+
+    async def sink(observations: dict[str, Observation]) -> None:
+        calls.append(sorted(observations))
+        first_started.set()
+        await release.wait()
+
+    store = Coalescing(sink)
+    first = asyncio.create_task(store({"a": Observation(1)}))
+    await first_started.wait()
+    later = [asyncio.create_task(store({u: Observation(2)})) for u in ("b", "c", "d")]
+    await asyncio.sleep(0)
+    # None of the later ones returns before its counts are handed on.
+    assert not any(task.done() for task in later)
+    release.set()
+    await asyncio.gather(first, *later)
+    assert calls == [["a"], ["b", "c", "d"]]
+
+
+async def test_a_failed_store_call_fails_the_caller_that_made_it() -> None:
+    async def sink(observations: dict[str, Observation]) -> None:
+        raise RuntimeError("store down")
+
+    with pytest.raises(RuntimeError, match="store down"):
+        await Coalescing(sink)({"a": Observation(1)})
