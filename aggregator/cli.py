@@ -131,7 +131,11 @@ def serve(
             )
             return
         api = create_app(
-            settings, redis_url, scheduler=not no_scheduler, insecure_open=insecure_open
+            settings,
+            redis_url,
+            scheduler=not no_scheduler,
+            insecure_open=insecure_open,
+            tuned_gc=True,
         )
         # uvicorn would believe X-Forwarded-For from loopback; FLARES_TRUSTED_PROXIES decides.
         uvicorn.run(
@@ -166,7 +170,9 @@ def api_process(*, insecure_open: bool = False) -> FastAPI:
     _logging(settings)
     url = settings.redis_url or ""
     scheduler = os.environ.get(SCHEDULER_ENV) == "1"
-    return create_app(settings, url, scheduler=scheduler, insecure_open=insecure_open)
+    return create_app(
+        settings, url, scheduler=scheduler, insecure_open=insecure_open, tuned_gc=True
+    )
 
 
 def open_api_process() -> FastAPI:

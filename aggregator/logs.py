@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import queue
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from logging.handlers import QueueHandler, QueueListener
 from typing import Literal, TextIO
 from urllib.parse import quote, quote_plus
 
@@ -25,6 +27,10 @@ STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {
     "request_id",
     "color_message",
 }
+# The attributes of a record that are scrubbed: its extra fields and the request id.
+SCRUBBED = STANDARD - {"request_id"}
+# How long the writer lets lines gather after the first: a busy server logs a line a request.
+GATHER_SECONDS = 0.05
 # Loggers that say too much at INFO: httpx logs every request URL (some networks take their
 # token in the query), APScheduler every tick.
 QUIET = ("httpx", "httpcore", "apscheduler")
@@ -89,8 +95,8 @@ class ScrubSecrets(logging.Filter):
             record.exc_text = redact(record.exc_text, forms)
         if record.stack_info:
             record.stack_info = redact(record.stack_info, forms)
-        for name, value in list(vars(record).items()):
-            if (name not in STANDARD or name == "request_id") and isinstance(value, str):
+        for name in vars(record).keys() - SCRUBBED:
+            if isinstance(value := getattr(record, name), str):
                 setattr(record, name, redact(value, forms))
         return True
 
@@ -131,6 +137,60 @@ class TextFormatter(logging.Formatter):
         return f"{self.formatTime(record)} {record.levelname} {where}: {record.message}"
 
 
+class LineHandler(logging.Handler):
+    """Formats each record where it is logged (the request's context is there) and queues the
+    line for a LineWriter; without QueueHandler's copy of every record."""
+
+    def __init__(self, lines: queue.SimpleQueue[str | None]) -> None:
+        super().__init__()
+        self._lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.put(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+class LineWriter:
+    """A thread that writes the queued lines to a stream, so that a slow stream never blocks
+    the event loop: a batch at a time, one write and flush each, where a thread woken for every
+    line cost a busy server a wakeup, a switch of the GIL and a system call per request."""
+
+    def __init__(self, lines: queue.SimpleQueue[str | None], stream: TextIO) -> None:
+        self._lines, self._stream = lines, stream
+        self._thread = threading.Thread(target=self._run, name="flares-log-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write every line queued so far, then end the thread."""
+        self._lines.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = [self._lines.get()]
+            if batch[0] is not None:
+                time.sleep(GATHER_SECONDS)
+            with suppress(queue.Empty):
+                while batch[-1] is not None:
+                    batch.append(self._lines.get_nowait())
+            stopping = batch[-1] is None
+            self._write([line for line in batch if line is not None])
+
+    def _write(self, batch: list[str]) -> None:
+        try:
+            self._stream.write("".join(f"{line}\n" for line in batch))
+            self._stream.flush()
+        except (OSError, ValueError):
+            # A closed or broken stream loses these lines, as it would with logging's own
+            # StreamHandler; the thread goes on, so that the queue never grows unread.
+            pass
+
+
 def wants_json(log_format: LogFormat, stream: TextIO) -> bool:
     """JSON unless told otherwise or writing to a terminal."""
     if log_format != "auto":
@@ -147,10 +207,8 @@ def configure(
     out = stream or sys.stderr
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    # Records are formatted where they are logged (the request's context is there) and
-    # written by the listener's thread, so that a slow stderr never blocks the event loop.
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    handler = QueueHandler(records)
+    lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+    handler = LineHandler(lines)
     handler.addFilter(RequestIdFilter())
     handler.addFilter(ScrubSecrets(secrets))
     handler.setFormatter(JsonFormatter() if wants_json(log_format, out) else TextFormatter())
@@ -158,12 +216,12 @@ def configure(
     root.setLevel(logging.INFO)
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
-    listener = QueueListener(records, logging.StreamHandler(out))
-    listener.start()
+    writer = LineWriter(lines, out)
+    writer.start()
 
     def restore() -> None:
         root.handlers = handlers
         root.setLevel(level)
-        listener.stop()
+        writer.stop()
 
     return restore

@@ -33,9 +33,9 @@ from aggregator.api.badge_params import (
     UrlParam,
     pending,
 )
-from aggregator.api.deps import AdmissionDep, NotTracked, RuntimeDep
+from aggregator.api.deps import NotTracked
 from aggregator.api.errors import STORE_DOWN, ApiError
-from aggregator.api.lastserved import LastServed, LastServedDep, Read, read
+from aggregator.api.lastserved import LastServed, Read, ReaderDep, read
 from aggregator.api.limits import Admission, LimitReached
 from aggregator.badges import render_badge
 from aggregator.runtime import Runtime
@@ -128,16 +128,16 @@ async def badge_for(
 
 
 async def queried_badge(
-    runtime: RuntimeDep,
-    admission: AdmissionDep,
-    last: LastServedDep,
+    reader: ReaderDep,
     look: LookDep,
     numbers: NumbersDep,
     url: UrlParam = None,
     network: NetworkParam = TOTAL,
 ) -> Badge:
     """The badge for `?url=...&network=...`, as /badge.svg and the shields JSON serve it."""
-    return await badge_for(runtime, admission, last, url, network, look, numbers)
+    return await badge_for(
+        reader.runtime, reader.admission, reader.last, url, network, look, numbers
+    )
 
 
 QueriedBadge = Annotated[Badge, Depends(queried_badge)]
@@ -224,9 +224,7 @@ async def badge(found: QueriedBadge, look: LookDep, if_none_match: EtagHeader = 
 
 @router.get("/badge/{network}.svg", response_class=Response, responses=SVG_DOC)
 async def network_badge(
-    runtime: RuntimeDep,
-    admission: AdmissionDep,
-    last: LastServedDep,
+    reader: ReaderDep,
     network: str,
     look: LookDep,
     numbers: NumbersDep,
@@ -234,5 +232,7 @@ async def network_badge(
     if_none_match: EtagHeader = None,
 ) -> Response:
     """The same badge with the network in the path."""
-    found = await badge_for(runtime, admission, last, url, network, look, numbers)
+    found = await badge_for(
+        reader.runtime, reader.admission, reader.last, url, network, look, numbers
+    )
     return badge_response(found, look.style, if_none_match)

@@ -25,8 +25,7 @@ from aggregator.api.badges import (
     svg_error,
     svg_response,
 )
-from aggregator.api.deps import AdmissionDep, RuntimeDep
-from aggregator.api.lastserved import LastServedDep
+from aggregator.api.lastserved import ReaderDep
 from aggregator.badges.bar import Segment, render_bar
 from aggregator.runtime import Runtime
 from aggregator.sources import Served
@@ -60,9 +59,7 @@ def segments(runtime: Runtime, served: Served, names: list[str], numbers: Number
 
 @router.get("/bar.svg", response_class=Response, responses=SVG_DOC)
 async def bar(
-    runtime: RuntimeDep,
-    admission: AdmissionDep,
-    last: LastServedDep,
+    reader: ReaderDep,
     numbers: NumbersDep,
     url: UrlParam = None,
     networks: Annotated[
@@ -76,9 +73,10 @@ async def bar(
     if_none_match: EtagHeader = None,
 ) -> Response:
     """`251 Flares  Twitter 110  Facebook 58 ...`: the total, then each network's count."""
+    runtime = reader.runtime
     try:
         names = pick_networks(runtime, networks)
-        found = await read_found(runtime, url, admission, last)
+        found = await read_found(runtime, url, reader.admission, reader.last)
         record = found.record
         served = Served(record, runtime.sources)
         if not served.counted:

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from aggregator.api.access import WRITE_ERRORS
 from aggregator.api.admin import CLOSED_OR_NOT_ALLOWED, audit, page
-from aggregator.api.deps import AdmissionDep, RuntimeDep, parse_url, require_write
+from aggregator.api.deps import RuntimeDep, parse_url, require_write
 from aggregator.api.errors import ApiError
-from aggregator.api.lastserved import STALE_HEADERS, LastServedDep, read
+from aggregator.api.lastserved import STALE_HEADERS, ReaderDep
 from aggregator.api.limits import LIMIT_ERRORS
 from aggregator.api.models import (
     CountsResponse,
@@ -104,15 +104,12 @@ def json_response(
     },
 )
 async def get_counts(
-    runtime: RuntimeDep,
-    last: LastServedDep,
-    admission: AdmissionDep,
-    url: Annotated[str, Query(description="Page URL", max_length=4096)],
+    reader: ReaderDep, url: Annotated[str, Query(description="Page URL", max_length=4096)]
 ) -> Response:
     """Total and per-network counts of one page, served from Redis; while Redis is away, the
     counts last served, marked `stale` (and with a `Flares-Stale` header), else 503."""
-    found = await read(runtime, last, url, admission)
-    body = counts_body(runtime, found.record, stale=found.stale)
+    found = await reader.read(url)
+    body = counts_body(reader.runtime, found.record, stale=found.stale)
     status = 202 if body["state"] == "pending" else 200
     return json_response(body, status, STALE_HEADERS if found.stale else None)
 

@@ -33,7 +33,10 @@ async def require_write(
     return check_write(runtime.settings, authorization, insecure_open)
 
 
-async def get_admission(request: Request, runtime: RuntimeDep) -> Admission:
+async def get_admission(request: Request) -> Admission:
+    # Not through RuntimeDep: every read route asks for this, and each dependency that FastAPI
+    # solves costs a request some 10 us.
+    runtime = await get_runtime(request)
     return Admission(runtime, client_address(request, runtime.settings.trusted_proxies))
 
 

@@ -125,6 +125,11 @@ class BodyLimit:
             if int(declared) > self.limit:
                 await too_large(self.limit)(scope, receive, send)
                 return
+        if _header(scope, b"transfer-encoding") is None:
+            # The body is as long as its Content-Length says, or empty without one (RFC 9112
+            # 6.3): only a chunked one can grow past the limit, and needs counting.
+            await self.app(scope, receive, send)
+            return
         received = 0
         started = False
 

@@ -40,9 +40,14 @@ class BadgeMetrics:
             "Badge requests this process answered 304 because If-None-Match held the ETag",
             registry=self.registry,
         )
+        self._counters: dict[tuple[str, int], Counter] = {}
 
     def count(self, route: str, status: int) -> None:
-        self._requests.labels(route, str(status)).inc()
+        counter = self._counters.get((route, status))
+        if counter is None:
+            # Found once per route and status: prometheus-client's labels() checks and locks.
+            counter = self._counters[route, status] = self._requests.labels(route, str(status))
+        counter.inc()
         if status == 304:
             self._cache_hits.inc()
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import random
 import re
 import string
 import time
-import uuid
 from urllib.parse import quote_from_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,14 +23,15 @@ MAX_PATH = 256
 log = logging.getLogger("flares.access")
 
 
-def request_id(scope: Scope) -> str:
-    """The caller's X-Request-ID when it is safe to log, else a new one."""
+def request_id(scope: Scope, ids: random.Random) -> str:
+    """The caller's X-Request-ID when it is safe to log, else a new one: 32 hex digits from
+    `ids` (an id must be unique, not secret; uuid4 reads os.urandom, a system call a request)."""
     for name, value in scope["headers"]:
         if name == HEADER:
             given: str = value.decode("latin-1")
             if SAFE_ID.fullmatch(given):
                 return given
-    return uuid.uuid4().hex
+    return f"{ids.getrandbits(128):032x}"
 
 
 def is_address(text: str) -> bool:
@@ -64,12 +65,14 @@ class RequestLog:
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
+        # Seeded from os.urandom: the processes of `serve --workers` draw different ids.
+        self._ids = random.Random()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        rid = request_id(scope)
+        rid = request_id(scope, self._ids)
         token = current_request.set(RequestContext(rid, addresses(scope)))
         started = time.perf_counter()
         # What the client gets when the app raises before answering.
