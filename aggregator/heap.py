@@ -1,4 +1,4 @@
-"""The garbage collector tuned for a busy API process, for as long as it serves."""
+"""The garbage collector tuned for a busy `flares serve` or `flares worker` while it runs."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ from aggregator.pools import Pools
 from aggregator.runtime import redis_client
 from aggregator.store import COMPACT_HASHES, Store
 from providers.registry import discover
+from tests.cluster import either_redis_url  # noqa: F401  (runs each test on both)
 from tests.conftest import SettingsFactory
 from tests.fakeupstream import FakeUpstream, Fault
 from tests.service import FlaresProcess, Service, free_port, providers_env, wait_for

@@ -12,6 +12,7 @@ import pytest
 
 from aggregator.runtime import Runtime
 from providers.registry import discover
+from tests.cluster import either_redis_url  # noqa: F401  (runs each test on both)
 from tests.fakeupstream import FakeUpstream, Fault
 from tests.provider_checks import SECRETS, spec_of
 from tests.test_api import ApiFactory, make_api
