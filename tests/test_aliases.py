@@ -4,6 +4,7 @@ script that rewrites a record, never tracked on their own, never held by two pag
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -12,6 +13,7 @@ from aggregator.store import AliasTaken, Store
 from tests.cluster import either_redis_url  # noqa: F401  (runs each test on both)
 from tests.test_api import ApiFactory, assert_error, make_api
 from tests.test_badge_api import parse_badge
+from tests.test_faults import RedisProcess
 from tests.test_share import click, visitor
 
 # Imported for pytest: the fixture is found by its name in this module.
@@ -186,3 +188,28 @@ async def test_an_alias_elsewhere_is_still_an_alias(make_api: ApiFactory) -> Non
         unknown = await api.get("/api/v1/counts", params={"url": "https://old.example.net/q"})
     assert found.json()["url"] == PAGE
     assert_error(unknown, 404, "not tracked")
+
+
+async def test_an_alias_read_before_redis_went_away_answers_stale(
+    make_api: ApiFactory, tmp_path: Path
+) -> None:
+    old = "https://old.example.net/p"
+    redis = RedisProcess(tmp_path / "redis")
+    redis.start()
+    try:
+        async with make_api(redis_at=redis.url) as (api, runtime):
+            await runtime.store.track(PAGE, time.time())
+            await runtime.store.set_aliases(PAGE, [old])
+            await runtime.store.merge_counts("hatena", {PAGE: 7}, time.time())
+            fresh = await api.get("/api/v1/counts", params={"url": old})
+            bulk_old = "https://old.example.net/bulk"
+            await runtime.store.set_aliases(PAGE, [old, bulk_old])
+            await api.post("/api/v1/counts", json={"urls": [bulk_old]})
+            redis.kill()
+            stale = await api.get("/api/v1/counts", params={"url": old})
+            from_bulk = await api.get("/api/v1/counts", params={"url": bulk_old})
+    finally:
+        redis.stop()
+    assert stale.status_code == 200, stale.text
+    assert stale.json() == {**fresh.json(), "stale": True}
+    assert from_bulk.status_code == 200 and from_bulk.json()["url"] == PAGE

@@ -83,9 +83,9 @@ async def bulk_counts(
         if not any(held.values()):
             raise
         return stale_answer(runtime, body.urls, canonical, held, results)
-    for record in records.values():
+    for url, record in records.items():
         if record is not None:
-            last.keep(record)
+            last.keep(record, url)
     for i, url in canonical.items():
         record = records[url]
         if url in refused:

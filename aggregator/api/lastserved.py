@@ -25,13 +25,15 @@ class LastServed:
         self._size = size
         self._records: OrderedDict[str, UrlRecord] = OrderedDict()
 
-    def keep(self, record: UrlRecord) -> None:
-        """Hold the record just served, as the most recent."""
+    def keep(self, record: UrlRecord, asked: str | None = None) -> None:
+        """Hold the record just served, as the most recent, under its page's URL and the URL
+        it was asked for (an alias of the page)."""
         if self._size <= 0:
             return
-        self._records[record.url] = record
-        self._records.move_to_end(record.url)
-        if len(self._records) > self._size:
+        for url in {record.url, asked or record.url}:
+            self._records[url] = record
+            self._records.move_to_end(url)
+        while len(self._records) > self._size:
             self._records.popitem(last=False)
 
     def get(self, url: str) -> UrlRecord | None:
@@ -62,7 +64,8 @@ async def read(
             raise
         return Read(held, stale=True)
     if last is not None:
-        last.keep(record)
+        # Only a page with aliases can have been asked for by another URL.
+        last.keep(record, parse_url(raw_url, runtime.settings) if record.aliases else None)
     return Read(record)
 
 
